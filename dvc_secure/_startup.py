@@ -1,0 +1,67 @@
+"""Loaded from ``dvc_secure.pth`` in every Python process: must stay cheap.
+
+Installs a ``sys.meta_path`` finder that applies dvc-secure's registration patches right
+after DVC imports the three modules they change. It never imports DVC itself and
+imports nothing heavier than ``sys`` (no importlib.abc, no typing: ~0.1 ms).
+"""
+
+from __future__ import annotations
+
+import sys
+
+_TARGETS = frozenset({"dvc_objects.fs", "dvc.config_schema", "dvc.fs"})
+
+
+class _PatchingLoader:
+    def __init__(self, wrapped, name):  # type: ignore[no-untyped-def]
+        self._wrapped = wrapped
+        self._name = name
+
+    def create_module(self, spec):  # type: ignore[no-untyped-def]
+        return self._wrapped.create_module(spec)
+
+    def exec_module(self, module):  # type: ignore[no-untyped-def]
+        self._wrapped.exec_module(module)
+        from dvc_secure.dvc_adapter.registration import check_dvc_version, patch_module
+
+        if self._name == "dvc.fs":
+            check_dvc_version()
+        patch_module(self._name, module)
+
+    def __getattr__(self, item):  # type: ignore[no-untyped-def]
+        return getattr(self._wrapped, item)
+
+
+class DvcSecureFinder:
+    """Wraps the loader of DVC's three patched modules; ignores every other import."""
+
+    def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
+        if fullname not in _TARGETS:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PatchingLoader(spec.loader, fullname)
+                return spec
+        return None
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+def install() -> None:
+    if not any(isinstance(f, DvcSecureFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, DvcSecureFinder())
+    # DVC partly or wholly imported already (e.g. by a test runner): patch those now
+    loaded = [name for name in sorted(_TARGETS) if name in sys.modules]
+    if loaded:
+        from dvc_secure.dvc_adapter.registration import patch_module
+
+        for name in loaded:
+            patch_module(name, sys.modules[name])
+
+
+install()

@@ -1,0 +1,140 @@
+"""The ``dvc-secure`` command line: parse, call, print, exit code. Nothing else.
+
+Exit codes: 0 success, 1 a check failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dvc_secure import __version__
+from dvc_secure.errors import ConfigurationError, DvcSecureError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from dvc_secure.identity_store import default_output_path, save_identity
+    from dvc_secure.keys.identity import Identity
+
+    path = Path(args.output) if args.output else default_output_path()
+    identity = Identity.generate()
+    save_identity(identity, path, _now(), force=args.force)
+    print(f"identity written to {path} (mode 0600; keep it secret, never commit it)", file=sys.stderr)
+    print(f"recipient: {identity.recipient}")
+    print(f"signing-key: {identity.signing_key}")
+    return EXIT_OK
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    from dvc_secure.identity_store import identity_source, load_identity
+
+    identity = load_identity()
+    print(f"identity: {identity_source()}")
+    print(f"recipient: {identity.recipient}")
+    print(f"signing-key: {identity.signing_key or '(none: this identity can decrypt, not sign)'}")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from dvc_secure.dvc_adapter.repo_setup import add_secure_remote, find_repo
+    from dvc_secure.identity_store import load_identity
+    from dvc_secure.keys.keyring import Keyring
+    from dvc_secure.repo_keyring import keyring_path, load_keyring, save_keyring
+
+    repo = find_repo()
+    identity = load_identity()
+    path = keyring_path(repo.dvc_dir)
+    if path.exists():
+        ring = load_keyring(repo.dvc_dir)
+        if ring.member_for(identity) is None:
+            raise ConfigurationError(
+                f"{path} already exists and your identity is not a member of it",
+                hint="ask one of its admins for 'dvc-secure grant'",
+            )
+        print(f"keyring already initialised ({path.relative_to(repo.root)})", file=sys.stderr)
+    else:
+        name = args.member_name or _default_member_name()
+        ring = Keyring.create(identity, name, _now())
+        save_keyring(repo.dvc_dir, ring)
+        print(f"created keyring {path.relative_to(repo.root)} (epoch 1, admin: {name})",
+              file=sys.stderr)
+    if args.remote:
+        url = add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default)
+        default = "" if args.no_default else " (default)"
+        print(f"remote '{args.name}' = {url}{default}", file=sys.stderr)
+    print("next: git add .dvc/secure .dvc/config && git commit -m 'dvc-secure: init'",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _default_member_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - any platform failure: fall back to a neutral name
+        return "admin"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dvc_secure.demo import run_demo
+
+    return run_demo(Path(args.dir) if args.dir else None, keep=args.keep, size_mib=args.size_mib)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dvc-secure",
+        description="Client-side encryption and verifiable versioning for DVC remotes.",
+    )
+    parser.add_argument("--version", action="version", version=f"dvc-secure {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("keygen", help="create your identity (encryption + signing keys)")
+    p.add_argument("--output", "-o", metavar="PATH",
+                   help="where to write it (default: $DVC_SECURE_IDENTITY_FILE, else $XDG_CONFIG_HOME/dvc-secure/identity.txt)")
+    p.add_argument("--force", action="store_true", help="replace an existing identity file")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("whoami", help="print the public recipient of the current identity")
+    p.set_defaults(func=cmd_whoami)
+
+    p = sub.add_parser("init", help="create the repository keyring; optionally add the secure remote")
+    p.add_argument("--remote", metavar="NAME", help="existing DVC remote to wrap as secure://NAME")
+    p.add_argument("--name", default="vault", help="name of the secure remote (default: vault)")
+    p.add_argument("--no-default", action="store_true", help="do not make it the default remote")
+    p.add_argument("--member-name", metavar="NAME", help="your name in the keyring (default: login)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo", help="self-contained demo: push, wipe, pull, inspect the ciphertext")
+    p.add_argument("--dir", metavar="PATH", help="work here instead of a temporary directory")
+    p.add_argument("--keep", action="store_true", help="keep the demo directory")
+    p.add_argument("--size-mib", type=int, default=8, help="size of the large demo file")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DvcSecureError as exc:
+        print(f"dvc-secure: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dvc-secure: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

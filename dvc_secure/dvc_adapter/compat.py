@@ -1,0 +1,44 @@
+"""Small shims over DVC APIs that moved between 3.x releases (no patching here)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from dvc.exceptions import DvcException
+
+from dvc_secure.errors import DvcSecureError, RegistrationError
+
+
+class DvcSecureDvcError(DvcException):
+    """Carries a dvc-secure error through DVC, which prints DvcException messages as-is."""
+
+    def __init__(self, error: DvcSecureError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def cloud_fs_getter() -> Any:
+    """``(repo_config, **remote_conf) -> (cls, conf, path)`` on every DVC 3.x."""
+    import dvc.fs as dvcfs
+
+    getter = getattr(dvcfs, "get_cloud_fs", None)
+    if getter is not None:
+        first = next(iter(inspect.signature(getter).parameters), "")
+        if first == "repo_config":  # DVC >= 3.? takes the config itself
+            return getter
+    legacy = getattr(dvcfs, "_get_cloud_fs", None)  # DVC 3.0 - 3.x: takes a config here
+    if legacy is not None:
+        first = next(iter(inspect.signature(legacy).parameters), "")
+        if first == "repo_config":
+            return legacy
+    raise RegistrationError(
+        "this DVC release has neither get_cloud_fs(repo_config, …) nor _get_cloud_fs(repo_config, …)",
+        hint="install a DVC release in the range given in .dvc-plugin.toml",
+    )
+
+
+def build_inner_fs(inner_conf: dict[str, Any]) -> tuple[Any, str]:
+    """Instantiate the wrapped remote's filesystem from its resolved configuration."""
+    cls, conf, path = cloud_fs_getter()({}, **inner_conf)
+    return cls(**conf), path

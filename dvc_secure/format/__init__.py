@@ -1,0 +1,1 @@
+"""The format layer: the only code that imports ``cryptography``."""

@@ -1,0 +1,224 @@
+"""Safe recipes over pyca/cryptography: the only module family that imports it.
+
+Everything here is a standard construction with fixed parameters:
+HKDF-SHA256, HMAC-SHA256, AES-256-GCM, AES-SIV (RFC 5297), X25519 key wrapping in
+the style of age's X25519 recipient stanza, Ed25519 signatures, scrypt.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+__all__ = [
+    "AeadFailure",
+    "SegmentCipher",
+    "SigningKeyPair",
+    "X25519KeyPair",
+    "constant_time_equal",
+    "ed25519_verify",
+    "hkdf_sha256",
+    "hmac_sha256",
+    "name_decrypt",
+    "name_encrypt",
+    "random_bytes",
+    "scrypt_kdf",
+    "x25519_unwrap",
+    "x25519_wrap",
+]
+
+_RAW = serialization.Encoding.Raw
+_RAW_PUB = serialization.PublicFormat.Raw
+_RAW_PRIV = serialization.PrivateFormat.Raw
+_NOENC = serialization.NoEncryption()
+
+
+class AeadFailure(Exception):
+    """An AEAD open failed. Internal: callers turn it into a user-facing error."""
+
+
+def random_bytes(n: int) -> bytes:
+    return os.urandom(n)
+
+
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, "sha256").digest()
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+class SegmentCipher:
+    """AES-256-GCM for one object's STREAM segments (nonce = 11-byte counter || last flag)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("segment key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    @staticmethod
+    def nonce(counter: int, last: bool) -> bytes:
+        if counter >= 1 << 88:
+            raise OverflowError("STREAM counter exhausted")
+        return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+    def seal(self, counter: int, last: bool, plaintext: bytes) -> bytes:
+        return self._aead.encrypt(self.nonce(counter, last), plaintext, None)
+
+    def open(self, counter: int, last: bool, ciphertext: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(self.nonce(counter, last), ciphertext, None)
+        except InvalidTag as exc:
+            raise AeadFailure from exc
+
+
+# --- deterministic name encryption ----------------------------------------------
+
+
+def name_encrypt(key: bytes, plaintext: bytes, context: bytes) -> bytes:
+    """AES-SIV (RFC 5297) with a 64-byte key: deterministic, misuse resistant."""
+    return AESSIV(key).encrypt(plaintext, [context])
+
+
+def name_decrypt(key: bytes, ciphertext: bytes, context: bytes) -> bytes:
+    try:
+        return AESSIV(key).decrypt(ciphertext, [context])
+    except (InvalidTag, ValueError) as exc:
+        raise AeadFailure from exc
+
+
+# --- X25519 key wrapping (age-style recipient stanza) ----------------------------
+
+
+@dataclass(frozen=True)
+class X25519KeyPair:
+    private: bytes
+    public: bytes
+
+    @classmethod
+    def generate(cls) -> X25519KeyPair:
+        return cls.from_private(X25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIV, _NOENC))
+
+    @classmethod
+    def from_private(cls, private: bytes) -> X25519KeyPair:
+        if len(private) != 32:
+            raise ValueError("X25519 private key must be 32 bytes")
+        pub = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes(_RAW, _RAW_PUB)
+        return cls(private=private, public=pub)
+
+    def __repr__(self) -> str:  # never print private keys
+        return f"X25519KeyPair(public={self.public.hex()})"
+
+
+def _wrap_key(shared: bytes, ephemeral_pub: bytes, recipient_pub: bytes, label: bytes) -> bytes:
+    return hkdf_sha256(shared, ephemeral_pub + recipient_pub, label, 32)
+
+
+def x25519_wrap(recipient_public: bytes, secret: bytes, label: bytes) -> tuple[bytes, bytes]:
+    """Wrap ``secret`` to a recipient. Returns (ephemeral public key, wrapped body)."""
+    eph = X25519PrivateKey.generate()
+    eph_pub = eph.public_key().public_bytes(_RAW, _RAW_PUB)
+    shared = eph.exchange(X25519PublicKey.from_public_bytes(recipient_public))
+    if shared == bytes(32):
+        raise ValueError("low-order recipient key")
+    key = _wrap_key(shared, eph_pub, recipient_public, label)
+    return eph_pub, ChaCha20Poly1305(key).encrypt(bytes(12), secret, None)
+
+
+def x25519_unwrap(identity: X25519KeyPair, ephemeral_public: bytes, body: bytes, label: bytes) -> bytes:
+    """Unwrap a stanza body; raises AeadFailure when it is not for this identity."""
+    if len(ephemeral_public) != 32:
+        raise AeadFailure("ephemeral share must be 32 bytes")
+    priv = X25519PrivateKey.from_private_bytes(identity.private)
+    shared = priv.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+    if shared == bytes(32):
+        raise AeadFailure("low-order ephemeral share")
+    key = _wrap_key(shared, ephemeral_public, identity.public, label)
+    try:
+        return ChaCha20Poly1305(key).decrypt(bytes(12), body, None)
+    except InvalidTag as exc:
+        raise AeadFailure from exc
+
+
+# --- Ed25519 -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKeyPair:
+    private: bytes
+    public: bytes
+
+    @classmethod
+    def generate(cls) -> SigningKeyPair:
+        return cls.from_private(Ed25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIV, _NOENC))
+
+    @classmethod
+    def from_private(cls, private: bytes) -> SigningKeyPair:
+        if len(private) != 32:
+            raise ValueError("Ed25519 private key must be 32 bytes")
+        pub = Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(_RAW, _RAW_PUB)
+        return cls(private=private, public=pub)
+
+    def sign(self, message: bytes) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(self.private).sign(message)
+
+    def __repr__(self) -> str:
+        return f"SigningKeyPair(public={self.public.hex()})"
+
+
+def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> bool:
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# --- passphrases -----------------------------------------------------------------------
+
+SCRYPT_N_LOG2 = 18
+SCRYPT_R = 8
+SCRYPT_P = 1
+
+
+def scrypt_kdf(passphrase: bytes, salt: bytes, n_log2: int = SCRYPT_N_LOG2) -> bytes:
+    if not 10 <= n_log2 <= 22:
+        raise ValueError("scrypt work factor out of range")
+    return Scrypt(salt=salt, length=32, n=1 << n_log2, r=SCRYPT_R, p=SCRYPT_P).derive(passphrase)
+
+
+def aead_seal_secret(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """ChaCha20-Poly1305 with a random nonce prepended; for small secrets at rest."""
+    nonce = os.urandom(12)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
+
+
+def aead_open_secret(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    if len(blob) < 28:
+        raise AeadFailure("sealed secret too short")
+    try:
+        return ChaCha20Poly1305(key).decrypt(blob[:12], blob[12:], aad)
+    except InvalidTag as exc:
+        raise AeadFailure from exc

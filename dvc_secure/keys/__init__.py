@@ -1,0 +1,1 @@
+"""Identities, recipients and the repository keyring (pure: no file or network I/O)."""

@@ -1,0 +1,340 @@
+"""The repository keyring: members, and one data key per epoch wrapped to each member.
+
+Pure model (docs/spec/keyring.md): parse, canonicalise, sign, verify, wrap and unwrap.
+Unknown fields are preserved so that newer writers' additions survive a round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dvc_secure.errors import KeyringError, NoKeyForEpochError
+from dvc_secure.format.primitives import (
+    AeadFailure,
+    SigningKeyPair,
+    ed25519_verify,
+    random_bytes,
+    x25519_unwrap,
+    x25519_wrap,
+)
+from dvc_secure.keys.identity import (
+    Identity,
+    decode_recipient,
+    decode_signing_key,
+    key_fingerprint,
+)
+
+KEYRING_FORMAT = "dvc-secure-keyring"
+KEYRING_VERSION = 1
+ROLES = ("reader", "writer", "admin")
+SIGNING_ROLES = ("writer", "admin")
+WRAP_LABEL = b"dvc-secure/v1/keyring-X25519"
+SIGN_LABEL = b"dvc-secure/v1/keyring-signature\x00"
+SECRET_LEN = 64  # data key (32) || name secret (32)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise KeyringError(f"keyring: {what} is not valid base64") from None
+
+
+def _require(obj: dict[str, Any], key: str, typ: type, where: str) -> Any:
+    if key not in obj:
+        raise KeyringError(f"keyring: {where} lacks '{key}'")
+    value = obj[key]
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise KeyringError(f"keyring: {where}.{key} must be {typ.__name__}")
+    return value
+
+
+@dataclass
+class Member:
+    name: str
+    recipient: str
+    role: str
+    signing_key: str | None = None
+    added: str = ""
+    unknown: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return key_fingerprint(decode_recipient(self.recipient))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {**self.unknown, "name": self.name, "recipient": self.recipient,
+                             "role": self.role, "added": self.added}
+        if self.signing_key:
+            d["signing_key"] = self.signing_key
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Member:
+        if not isinstance(d, dict):
+            raise KeyringError("keyring: a member must be an object")
+        name = _require(d, "name", str, "member")
+        recipient = _require(d, "recipient", str, f"member '{name}'")
+        decode_recipient(recipient)
+        role = _require(d, "role", str, f"member '{name}'")
+        if role not in ROLES:
+            raise KeyringError(f"keyring: member '{name}' has unknown role '{role}'")
+        signing = d.get("signing_key")
+        if signing is not None:
+            if not isinstance(signing, str):
+                raise KeyringError(f"keyring: member '{name}'.signing_key must be a string")
+            decode_signing_key(signing)
+        if role in SIGNING_ROLES and not signing:
+            raise KeyringError(f"keyring: {role} '{name}' has no signing key")
+        known = {"name", "recipient", "role", "signing_key", "added"}
+        return cls(name=name, recipient=recipient, role=role, signing_key=signing,
+                   added=str(d.get("added", "")),
+                   unknown={k: v for k, v in d.items() if k not in known})
+
+
+@dataclass
+class Stanza:
+    recipient: str
+    ephemeral: bytes
+    body: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipient": self.recipient, "ephemeral": _b64(self.ephemeral),
+                "body": _b64(self.body)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Stanza:
+        if not isinstance(d, dict):
+            raise KeyringError("keyring: a stanza must be an object")
+        eph = _unb64(_require(d, "ephemeral", str, "stanza"), "stanza.ephemeral")
+        body = _unb64(_require(d, "body", str, "stanza"), "stanza.body")
+        if len(eph) != 32 or len(body) != SECRET_LEN + 16:
+            raise KeyringError("keyring: stanza has the wrong length")
+        return cls(recipient=_require(d, "recipient", str, "stanza"), ephemeral=eph, body=body)
+
+
+@dataclass
+class Epoch:
+    number: int
+    created: str
+    stanzas: list[Stanza]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.number, "created": self.created,
+                "stanzas": [s.to_dict() for s in self.stanzas]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Epoch:
+        if not isinstance(d, dict):
+            raise KeyringError("keyring: an epoch must be an object")
+        number = _require(d, "epoch", int, "epoch")
+        if not 1 <= number < 1 << 32:
+            raise KeyringError(f"keyring: epoch number {number} out of range")
+        stanzas = _require(d, "stanzas", list, f"epoch {number}")
+        return cls(number=number, created=str(d.get("created", "")),
+                   stanzas=[Stanza.from_dict(s) for s in stanzas])
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """Unwrapped secrets: every epoch the identity can read, and the name secret."""
+
+    data_keys: dict[int, bytes]
+    name_secret: bytes
+    current_epoch: int
+
+    def key_for_epoch(self, epoch: int) -> bytes:
+        try:
+            return self.data_keys[epoch]
+        except KeyError:
+            raise NoKeyForEpochError(
+                f"no data key for key epoch {epoch} is wrapped to your identity",
+                hint="ask an admin of this repository to run 'dvc-secure grant <your recipient>'"
+                " (print it with 'dvc-secure whoami'), then 'git pull'",
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"KeySet(epochs={sorted(self.data_keys)})"
+
+
+def _wrap_label(keyring_id: str, epoch: int) -> bytes:
+    return WRAP_LABEL + b"\x00" + keyring_id.encode() + b"\x00" + epoch.to_bytes(4, "big")
+
+
+@dataclass
+class Keyring:
+    keyring_id: str
+    current_epoch: int
+    members: list[Member]
+    epochs: list[Epoch]
+    signatures: list[dict[str, str]] = field(default_factory=list)
+    unknown: dict[str, Any] = field(default_factory=dict)
+
+    # --- construction -----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, admin: Identity, admin_name: str, now: str) -> Keyring:
+        if admin.signing is None:
+            raise KeyringError("the initialising identity needs a signing key",
+                               hint="create one with 'dvc-secure keygen'")
+        member = Member(name=admin_name, recipient=admin.recipient, role="admin",
+                        signing_key=admin.signing_key, added=now)
+        ring = cls(keyring_id=random_bytes(16).hex(), current_epoch=1, members=[member],
+                   epochs=[])
+        secret = random_bytes(SECRET_LEN)
+        ring.epochs.append(Epoch(1, now, [ring._wrap(member.recipient, 1, secret)]))
+        ring.sign(admin.signing)
+        return ring
+
+    def _wrap(self, recipient: str, epoch: int, secret: bytes) -> Stanza:
+        eph, body = x25519_wrap(decode_recipient(recipient), secret, _wrap_label(self.keyring_id, epoch))
+        return Stanza(recipient=recipient, ephemeral=eph, body=body)
+
+    # --- serialisation ------------------------------------------------------------------
+
+    def signed_part(self) -> dict[str, Any]:
+        return {
+            **self.unknown,
+            "format": KEYRING_FORMAT,
+            "version": KEYRING_VERSION,
+            "keyring_id": self.keyring_id,
+            "current_epoch": self.current_epoch,
+            "members": [m.to_dict() for m in self.members],
+            "epochs": [e.to_dict() for e in self.epochs],
+        }
+
+    def canonical_bytes(self) -> bytes:
+        return json.dumps(self.signed_part(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=True).encode()
+
+    def to_json(self) -> str:
+        doc = {"signed": self.signed_part(), "signatures": self.signatures}
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Keyring:
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise KeyringError(f"keyring is not valid JSON ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
+            raise KeyringError("keyring: top level must be {'signed': …, 'signatures': […]}")
+        s = doc["signed"]
+        if s.get("format") != KEYRING_FORMAT:
+            raise KeyringError("keyring: 'format' is not 'dvc-secure-keyring'")
+        version = s.get("version")
+        if version != KEYRING_VERSION:
+            raise KeyringError(f"keyring version {version!r} is not supported",
+                               hint="upgrade dvc-secure")
+        sigs = doc.get("signatures", [])
+        if not isinstance(sigs, list) or not all(isinstance(x, dict) for x in sigs):
+            raise KeyringError("keyring: 'signatures' must be a list of objects")
+        known = {"format", "version", "keyring_id", "current_epoch", "members", "epochs"}
+        ring = cls(
+            keyring_id=_require(s, "keyring_id", str, "keyring"),
+            current_epoch=_require(s, "current_epoch", int, "keyring"),
+            members=[Member.from_dict(m) for m in _require(s, "members", list, "keyring")],
+            epochs=[Epoch.from_dict(e) for e in _require(s, "epochs", list, "keyring")],
+            signatures=sigs,
+            unknown={k: v for k, v in s.items() if k not in known},
+        )
+        ring._check_consistency()
+        return ring
+
+    def _check_consistency(self) -> None:
+        numbers = [e.number for e in self.epochs]
+        if len(set(numbers)) != len(numbers):
+            raise KeyringError("keyring: an epoch number repeats")
+        if self.current_epoch not in numbers:
+            raise KeyringError(f"keyring: current epoch {self.current_epoch} has no keys")
+        if self.current_epoch != max(numbers):
+            raise KeyringError("keyring: current epoch is not the newest one")
+        names = [m.name for m in self.members]
+        if len(set(names)) != len(names):
+            raise KeyringError("keyring: a member name repeats")
+
+    # --- signatures ---------------------------------------------------------------------
+
+    def sign(self, signer: SigningKeyPair) -> None:
+        msg = SIGN_LABEL + self.canonical_bytes()
+        keyid = key_fingerprint(signer.public)
+        self.signatures = [s for s in self.signatures if s.get("keyid") != keyid]
+        self.signatures.append({"keyid": keyid, "sig": _b64(signer.sign(msg))})
+
+    def admin_keys(self) -> dict[str, bytes]:
+        return {key_fingerprint(k): k for k in (
+            decode_signing_key(m.signing_key) for m in self.members
+            if m.role == "admin" and m.signing_key)}
+
+    def verify_signatures(self, threshold: int = 1) -> list[str]:
+        """Key ids of admins with a valid signature; raises below ``threshold``."""
+        msg = SIGN_LABEL + self.canonical_bytes()
+        admins = self.admin_keys()
+        good = []
+        for sig in self.signatures:
+            key = admins.get(str(sig.get("keyid")))
+            raw = sig.get("sig")
+            if key is None or not isinstance(raw, str):
+                continue
+            try:
+                signature = base64.b64decode(raw, validate=True)
+            except ValueError:
+                continue
+            if ed25519_verify(key, signature, msg):
+                good.append(key_fingerprint(key))
+        if len(set(good)) < threshold:
+            raise KeyringError(
+                "the repository keyring is not signed by an admin listed in it (edited by hand "
+                "or tampered with)",
+                hint="restore it with 'git checkout <last good commit> -- .dvc/secure/keyring.json'",
+            )
+        return sorted(set(good))
+
+    # --- access -------------------------------------------------------------------------
+
+    def writer_keys(self) -> frozenset[bytes]:
+        return frozenset(decode_signing_key(m.signing_key) for m in self.members
+                         if m.role in SIGNING_ROLES and m.signing_key)
+
+    def member_for(self, identity: Identity) -> Member | None:
+        for m in self.members:
+            if m.recipient == identity.recipient:
+                return m
+        return None
+
+    def unwrap(self, identity: Identity) -> KeySet:
+        data_keys: dict[int, bytes] = {}
+        name_secret: bytes | None = None
+        recipient = identity.recipient
+        for epoch in self.epochs:
+            for stanza in epoch.stanzas:
+                if stanza.recipient != recipient:
+                    continue
+                try:
+                    secret = x25519_unwrap(identity.encryption, stanza.ephemeral, stanza.body,
+                                           _wrap_label(self.keyring_id, epoch.number))
+                except AeadFailure:
+                    raise KeyringError(
+                        f"the key for epoch {epoch.number} wrapped to your recipient does not "
+                        "open (keyring tampered with, or stanza copied from elsewhere)"
+                    ) from None
+                data_keys[epoch.number] = secret[:32]
+                if name_secret is not None and name_secret != secret[32:]:
+                    raise KeyringError("keyring: epochs disagree about the name secret")
+                name_secret = secret[32:]
+        if name_secret is None:
+            raise NoKeyForEpochError(
+                f"your identity ({recipient[:16]}…) is not a member of this repository's "
+                f"keyring: no key for the current epoch {self.current_epoch}",
+                hint="send your recipient ('dvc-secure whoami') to a repository admin and ask "
+                "for 'dvc-secure grant'",
+            )
+        return KeySet(data_keys=data_keys, name_secret=name_secret,
+                      current_epoch=self.current_epoch)
