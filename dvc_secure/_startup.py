@@ -44,7 +44,7 @@ class DvcSecureFinder:
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _PatchingLoader(spec.loader, fullname)
+                    spec.loader = _PatchingLoader(spec.loader, fullname)  # type: ignore[no-untyped-call,assignment]
                 return spec
         return None
 

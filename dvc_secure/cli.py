@@ -85,6 +85,56 @@ def _default_member_name() -> str:
         return "admin"
 
 
+def cmd_seal(args: argparse.Namespace) -> int:
+    from dvc_secure.dvc_adapter.repo_setup import find_repo
+    from dvc_secure.sealing import seal_metafiles, with_access
+
+    repo = find_repo()
+    access = with_access(args.classification, args.owner, args.purpose, args.delete_after,
+                         args.readers.split(",") if args.readers is not None else None)
+    results = seal_metafiles(repo.root, args.targets or None, access=access)
+    for r in results:
+        state = f"sealed version {r.version}" if r.changed else f"unchanged (version {r.version})"
+        print(f"{r.sidecar_path}: {state}")
+    if any(r.changed for r in results):
+        print("next: git add the .seal files with their metafiles", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from dvc_secure.dvc_adapter.repo_setup import find_repo
+    from dvc_secure.history_check import verify_history
+    from dvc_secure.report_output import render_json, render_junit, render_text
+
+    repo = find_repo()
+    report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions)
+    if args.junit:
+        Path(args.junit).write_text(render_junit(report), encoding="utf-8")
+    print(render_json(report) if args.json else render_text(report))
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from dvc_secure.dvc_adapter.repo_setup import find_repo
+    from dvc_secure.history_check import dataset_log
+
+    repo = find_repo()
+    entries = dataset_log(repo.root, args.target, rev=args.rev)
+    if not entries:
+        raise ConfigurationError(f"no sealed versions of '{args.target}' in the history of {args.rev}",
+                                 hint=f"seal it with: dvc-secure seal {args.target}")
+    print(f"{'version':>7}  {'sealed at':20}  {'commit':10}  {'size':>12}  {'files':>6}  "
+          f"{'sha256':16}  signer")
+    for e in reversed(entries):
+        sc = e.sidecar
+        size = sum(o.size for o in sc.outputs)
+        files = sum(o.nfiles for o in sc.outputs)
+        digest = sc.outputs[0].sha256[:16] if len(sc.outputs) == 1 else sc.digest[:16]
+        print(f"{sc.version:>7}  {sc.sealed_at:20}  {e.commit[:10]}  {size:>12}  {files:>6}  "
+              f"{digest:16}  {e.signer}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dvc_secure.demo import run_demo
 
@@ -114,6 +164,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-default", action="store_true", help="do not make it the default remote")
     p.add_argument("--member-name", metavar="NAME", help="your name in the keyring (default: login)")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("seal", help="sign sidecars for datasets whose outputs changed")
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="metafiles or dataset paths (default: every metafile in the workspace)")
+    p.add_argument("--classification", choices=["public", "internal", "confidential", "restricted"])
+    p.add_argument("--owner", help="accountable owner of the dataset")
+    p.add_argument("--purpose", help="purpose of processing")
+    p.add_argument("--delete-after", metavar="YYYY-MM-DD", help="retention limit ('' clears it)")
+    p.add_argument("--readers", metavar="NAMES", help="comma-separated list of intended readers")
+    p.set_defaults(func=cmd_seal)
+
+    p = sub.add_parser("verify", help="verify sealed dataset history (exit 0 verified, 1 findings)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--rev", metavar="REV|A..B", help="revision or range (default: HEAD)")
+    which.add_argument("--all-revisions", action="store_true", help="every branch and tag")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("log", help="sealed versions of a dataset")
+    p.add_argument("target", metavar="TARGET", help="dataset path or its metafile")
+    p.add_argument("--rev", default="HEAD", help="history to read (default: HEAD)")
+    p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("demo", help="self-contained demo: push, wipe, pull, inspect the ciphertext")
     p.add_argument("--dir", metavar="PATH", help="work here instead of a temporary directory")

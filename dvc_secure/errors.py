@@ -52,6 +52,10 @@ class NoKeyForEpochError(KeyringError):
     """The current identity holds no wrapped key for the epoch an object needs."""
 
 
+class SidecarError(ConfigurationError):
+    """A sidecar file is malformed or of an unsupported version."""
+
+
 # --- object format failures (exit code 1) -----------------------------------------
 
 

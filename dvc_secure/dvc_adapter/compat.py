@@ -10,7 +10,7 @@ from dvc.exceptions import DvcException
 from dvc_secure.errors import DvcSecureError, RegistrationError
 
 
-class DvcSecureDvcError(DvcException):
+class DvcSecureDvcError(DvcException):  # type: ignore[misc]
     """Carries a dvc-secure error through DVC, which prints DvcException messages as-is."""
 
     def __init__(self, error: DvcSecureError) -> None:
@@ -42,3 +42,11 @@ def build_inner_fs(inner_conf: dict[str, Any]) -> tuple[Any, str]:
     """Instantiate the wrapped remote's filesystem from its resolved configuration."""
     cls, conf, path = cloud_fs_getter()({}, **inner_conf)
     return cls(**conf), path
+
+
+def fs_join(fs: Any, *parts: str) -> str:
+    """``fs.join`` (dvc-objects >= 1) or ``fs.path.join`` (dvc-objects 0.x, DVC 3.0)."""
+    join = getattr(fs, "join", None)
+    if join is None:
+        join = fs.path.join
+    return str(join(*parts))

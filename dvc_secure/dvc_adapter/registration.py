@@ -172,7 +172,7 @@ def patch_fs_module(module: ModuleType) -> None:
 
     setattr(_resolve_remote_refs, _MARK, True)
     _resolve_remote_refs.__wrapped__ = original  # type: ignore[attr-defined]
-    module._resolve_remote_refs = _resolve_remote_refs
+    setattr(module, "_resolve_remote_refs", _resolve_remote_refs)  # noqa: B010 - module attribute patch
 
 
 # --- entry points ------------------------------------------------------------------------------
@@ -218,6 +218,7 @@ def is_registered() -> bool:
     import dvc_objects.fs
 
     m = load_manifest()
+    resolver = getattr(dvc.fs, "_resolve_remote_refs", None)
     return m.scheme in dvc_objects.fs.known_implementations and bool(
-        getattr(dvc.fs._resolve_remote_refs, _MARK, False)
+        getattr(resolver, _MARK, False)
     )

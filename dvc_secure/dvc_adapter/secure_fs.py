@@ -22,7 +22,7 @@ from dvc_objects.fs.base import FileSystem
 from fsspec import AbstractFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
-from dvc_secure.dvc_adapter.compat import DvcSecureDvcError, build_inner_fs
+from dvc_secure.dvc_adapter.compat import DvcSecureDvcError, build_inner_fs, fs_join
 from dvc_secure.errors import DvcSecureError, UnsafeRemoteURLError
 from dvc_secure.format.names import hide_name, reveal_name
 from dvc_secure.format.object_format import (
@@ -126,7 +126,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         return "" if rel == "." else rel
 
     def _join_inner(self, *parts: str) -> str:
-        return cast(str, self.inner.join(self.inner_root, *[p for p in parts if p]))
+        return fs_join(self.inner, self.inner_root, *[p for p in parts if p])
 
     def _object_path(self, rel: str) -> str:
         if not rel:
@@ -491,7 +491,7 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
             )
         inner, inner_path = build_inner_fs(inner_conf)
         sub = conf.get("secure_subpath") or ""
-        root = inner.join(inner_path, *sub.split("/")) if sub else inner_path
+        root = fs_join(inner, inner_path, *sub.split("/")) if sub else inner_path
         seed = f"{getattr(inner, 'protocol', '')}|{inner_conf.get('url')}|{sub}"
         return SecureFsspec(
             inner=inner,

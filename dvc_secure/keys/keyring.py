@@ -303,6 +303,20 @@ class Keyring:
         return frozenset(decode_signing_key(m.signing_key) for m in self.members
                          if m.role in SIGNING_ROLES and m.signing_key)
 
+    def sealer_keys(self) -> dict[str, bytes]:
+        """Trust view for verification: key id -> public key of members who may seal."""
+        return {key_fingerprint(k): k for k in self.writer_keys()}
+
+    def role_of(self, keyid: str) -> str | None:
+        member = self.member_by_keyid(keyid)
+        return member.role if member else None
+
+    def member_by_keyid(self, keyid: str) -> Member | None:
+        for m in self.members:
+            if m.signing_key and key_fingerprint(decode_signing_key(m.signing_key)) == keyid:
+                return m
+        return None
+
     def member_for(self, identity: Identity) -> Member | None:
         for m in self.members:
             if m.recipient == identity.recipient:

@@ -1,0 +1,1 @@
+"""The git adapter: history walks (pygit2) and, later, hook installation."""

@@ -1,0 +1,99 @@
+"""``dvc-secure verify`` (offline level) and ``dvc-secure log``: the shells that feed git
+history to the verification engine and collect what it finds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from dvc_secure.git_adapter.history import (
+    SnapshotReader,
+    normalise_metafile,
+    open_repository,
+    sidecar_history,
+)
+from dvc_secure.keys.keyring import Keyring
+from dvc_secure.sidecar.model import Sidecar
+from dvc_secure.verification.engine import Finding, HistoryVerifier
+
+
+@dataclass
+class VerifyReport:
+    revisions: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    datasets: dict[str, set[str]] = field(default_factory=dict)  # rev -> metafiles checked
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def _all_tips(repo: pygit2.Repository) -> list[pygit2.Commit]:
+    tips = []
+    for name in repo.references:
+        if not (name.startswith("refs/heads/") or name.startswith("refs/tags/")
+                or name.startswith("refs/remotes/")):
+            continue
+        try:
+            tips.append(repo.references[name].peel(pygit2.Commit))
+        except (ValueError, pygit2.GitError):
+            continue
+    return tips
+
+
+def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False) -> VerifyReport:
+    repo = open_repository(root)
+    reader = SnapshotReader(repo)
+    if all_revisions:
+        tips = _all_tips(repo)
+        targets = None
+    elif rev and ".." in rev:
+        base, _, head = rev.partition("..")
+        tip = reader.resolve(head or "HEAD")
+        tips = [tip]
+        stop = {str(reader.resolve(base).id)} if base else set()
+        targets = {str(c.id) for c in reader.ancestry([tip], stop)}
+    else:
+        tip = reader.resolve(rev or "HEAD")
+        tips = [tip]
+        targets = {str(tip.id)}
+    report = VerifyReport()
+    if not tips:
+        return report
+    verifier = HistoryVerifier()
+    for commit in reader.ancestry(tips):
+        snap = reader.snapshot(commit)
+        found = verifier.verify(snap)
+        cid = str(commit.id)
+        if targets is None or cid in targets:
+            report.revisions.append(cid)
+            report.findings.extend(found)
+            report.datasets[cid] = set(snap.metafiles)
+    return report
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    commit: str
+    sidecar: Sidecar
+    signer: str
+
+
+def dataset_log(root: Path, target: str, rev: str = "HEAD") -> list[LogEntry]:
+    repo = open_repository(root)
+    reader = SnapshotReader(repo)
+    metafile = normalise_metafile(target)
+    entries = []
+    for commit, sc in sidecar_history(reader, reader.resolve(rev), metafile):
+        signer = sc.signer_keyid
+        kr_blob = reader.files_at(commit).get(".dvc/secure/keyring.json")
+        if kr_blob is not None:
+            parsed = reader.parse_blob("keyring", kr_blob, ".dvc/secure/keyring.json")
+            if isinstance(parsed.value, Keyring):
+                member = parsed.value.member_by_keyid(sc.signer_keyid)
+                if member is not None:
+                    signer = f"{member.name} ({sc.signer_keyid})"
+        entries.append(LogEntry(str(commit.id), sc, signer))
+    return entries

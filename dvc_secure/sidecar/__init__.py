@@ -1,0 +1,1 @@
+"""Sidecars: signed, git-tracked records that pin each dataset revision (pure)."""

@@ -1,0 +1,1 @@
+"""The verification engine: sidecars, metafiles and trust in, findings out (pure)."""

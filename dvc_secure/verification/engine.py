@@ -1,0 +1,286 @@
+"""History verification as a small I/O-free state machine (python-tuf style).
+
+Feed revisions parents-first. Each revision is checked on its own (every output sealed,
+sidecar bound to its metafile, signature valid under the trust in force at that
+revision) and against the chain state inherited from its parents (versions strictly
+increase, ``previous`` points at the parents' sidecars, no fork left unresolved at a
+merge, no older sidecar replayed, no dataset re-added below a version already seen).
+The caller supplies parsed snapshots and gets findings; git, files and clocks stay out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dvc_secure.sidecar.model import Sidecar
+
+
+class TrustView(Protocol):
+    """The policy in force at one revision, as the engine needs it."""
+
+    def sealer_keys(self) -> Mapping[str, bytes]:
+        """Key id -> Ed25519 public key of everyone allowed to seal."""
+        ...
+
+    def role_of(self, keyid: str) -> str | None:
+        """Role of a known signing key id (e.g. 'reader'), None if unknown."""
+        ...
+
+
+@dataclass(frozen=True)
+class MetafileState:
+    """One DVC metafile at one revision, with its sidecar (if any)."""
+
+    path: str
+    outputs: Mapping[str, str]  # output path -> DVC object id
+    sidecar: Sidecar | None = None
+    sidecar_error: str | None = None
+    remotes: Mapping[str, str | None] = field(default_factory=dict)  # output -> `remote:` field
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rev: str
+    parents: tuple[str, ...]
+    metafiles: Mapping[str, MetafileState]
+    trust: TrustView | None
+    trust_error: str | None = None
+    orphan_sidecars: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    rev: str
+    dataset: str
+    code: str
+    message: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Head:
+    digest: str
+    version: int
+
+
+@dataclass
+class ChainState:
+    """What a revision hands to its children: the head sidecar of every dataset, and the
+    highest version ever seen per dataset (so a deleted dataset cannot come back lower)."""
+
+    heads: dict[str, Head] = field(default_factory=dict)
+    high_water: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> ChainState:
+        return ChainState(dict(self.heads), dict(self.high_water))
+
+
+# Finding codes (docs/spec/sidecar.md lists them with their fixes)
+UNSEALED = "unsealed-output"
+SIDECAR_DELETED = "sidecar-deleted"
+INVALID_SIDECAR = "invalid-sidecar"
+MISPLACED = "sidecar-for-other-dataset"
+UNBOUND = "metafile-not-bound"
+UNTRUSTED_SIGNER = "untrusted-signer"
+READER_SIGNED = "signed-by-reader"
+BAD_SIGNATURE = "bad-signature"
+ROLLBACK = "version-rollback"
+REPLAY = "sidecar-replayed"
+CHAIN_BROKEN = "chain-broken"
+FORK = "fork-unresolved"
+NO_TRUST = "no-trust-policy"
+ORPHAN = "orphan-sidecar"
+
+
+class HistoryVerifier:
+    """Verifies snapshots in parents-first order; remembers every sidecar it has seen."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, ChainState] = {}
+        self.sidecars: dict[str, Sidecar] = {}  # digest -> sidecar, across all revisions
+
+    def seed(self, rev: str, state: ChainState, sidecars: Iterable[Sidecar] = ()) -> None:
+        """Start from an already verified revision (incremental verification)."""
+        self.states[rev] = state
+        for sc in sidecars:
+            self.sidecars[sc.digest] = sc
+
+    def verify(self, snap: Snapshot) -> list[Finding]:
+        findings: list[Finding] = []
+        parent_states = [self.states[p] for p in snap.parents if p in self.states]
+        state = ChainState()
+        for ps in parent_states:
+            for name, hw in ps.high_water.items():
+                state.high_water[name] = max(hw, state.high_water.get(name, 0))
+
+        if snap.trust is None:
+            findings.append(Finding(snap.rev, "", NO_TRUST,
+                                    f"no valid trust policy: {snap.trust_error or 'missing'}",
+                                    "restore .dvc/secure/keyring.json from a trusted revision"))
+        for orphan in snap.orphan_sidecars:
+            findings.append(Finding(snap.rev, orphan, ORPHAN,
+                                    f"sidecar {orphan} has no metafile beside it",
+                                    f"git rm {orphan}, or restore its metafile"))
+
+        for name in sorted(snap.metafiles):
+            mf = snap.metafiles[name]
+            parent_heads = [ps.heads[name] for ps in parent_states if name in ps.heads]
+            findings.extend(self._check_metafile(snap, mf, parent_heads, state))
+        for sc in (m.sidecar for m in snap.metafiles.values()):
+            if sc is not None:
+                self.sidecars.setdefault(sc.digest, sc)
+        self.states[snap.rev] = state
+        return findings
+
+    # --- per metafile ----------------------------------------------------------------------
+
+    def _check_metafile(self, snap: Snapshot, mf: MetafileState, parent_heads: list[Head],
+                        state: ChainState) -> list[Finding]:
+        rev, name = snap.rev, mf.path
+        out: list[Finding] = []
+        seal_cmd = f"dvc-secure seal {name}"
+
+        def finding(code: str, message: str, fix: str) -> None:
+            out.append(Finding(rev, name, code, message, fix))
+
+        sc = mf.sidecar
+        if sc is None:
+            if mf.sidecar_error:
+                finding(INVALID_SIDECAR, f"sidecar of {name} is unreadable: {mf.sidecar_error}",
+                        f"restore it from the last good revision, or re-seal: {seal_cmd}")
+            elif parent_heads:
+                finding(SIDECAR_DELETED,
+                        f"the sidecar of {name} (version {max(h.version for h in parent_heads)}) "
+                        "was deleted while the dataset is still tracked",
+                        f"git checkout HEAD~1 -- {name}.seal, or re-seal: {seal_cmd}")
+            elif mf.outputs:
+                finding(UNSEALED, f"{name} tracks data but has no sealed sidecar", seal_cmd)
+            # keep the inherited head so later revisions are still checked against it
+            for h in parent_heads[:1]:
+                state.heads[name] = h
+            return out
+
+        if sc.metafile != name:
+            finding(MISPLACED, f"the sidecar beside {name} was sealed for {sc.metafile}",
+                    f"restore the right sidecar or re-seal: {seal_cmd}")
+
+        if snap.trust is not None:
+            keys = snap.trust.sealer_keys()
+            if not sc.valid_signers(dict(keys)):
+                role = snap.trust.role_of(sc.signer_keyid)
+                if role is not None and sc.signer_keyid not in keys:
+                    finding(READER_SIGNED,
+                            f"version {sc.version} of {name} is signed by key {sc.signer_keyid}, "
+                            f"whose role '{role}' may not seal",
+                            f"a writer must re-seal: {seal_cmd}")
+                elif sc.signer_keyid in keys:
+                    finding(BAD_SIGNATURE,
+                            f"the signature on version {sc.version} of {name} does not verify "
+                            "(the sidecar was edited after sealing)",
+                            f"restore the sidecar from git history or re-seal: {seal_cmd}")
+                else:
+                    finding(UNTRUSTED_SIGNER,
+                            f"version {sc.version} of {name} is signed by key {sc.signer_keyid}, "
+                            "which the trust policy at this revision does not list",
+                            f"re-seal with a listed writer's identity: {seal_cmd}")
+
+        sealed = {o.path: o.oid for o in sc.outputs}
+        if sealed != dict(mf.outputs):
+            changed = sorted(set(sealed.items()) ^ set(mf.outputs.items()))
+            paths = sorted({p for p, _ in changed})
+            finding(UNBOUND,
+                    f"{name} was changed without re-sealing (outputs {', '.join(paths)} differ "
+                    f"from sidecar version {sc.version})",
+                    f"if the change is intended: {seal_cmd}; otherwise git checkout -- {name}")
+        for o in sc.outputs:
+            declared = mf.remotes.get(o.path)
+            if declared is not None and declared != o.remote:
+                finding(UNBOUND,
+                        f"{name} sends output {o.path} to remote '{declared}', but it was sealed "
+                        f"for '{o.remote}'",
+                        f"remove the remote: field or re-seal: {seal_cmd}")
+
+        out.extend(self._check_chain(rev, name, sc, parent_heads, state, seal_cmd))
+        state.heads[name] = Head(sc.digest, sc.version)
+        state.high_water[name] = max(state.high_water.get(name, 0), sc.version)
+        return out
+
+    def _descends_from(self, sc: Sidecar, ancestor: str, limit: int) -> bool:
+        """Is ``ancestor`` reachable from ``sc`` through ``previous`` links?"""
+        stack, seen = list(sc.previous), set()
+        while stack and len(seen) < limit:
+            d = stack.pop()
+            if d == ancestor:
+                return True
+            if d in seen:
+                continue
+            seen.add(d)
+            prev = self.sidecars.get(d)
+            if prev is not None:
+                stack.extend(prev.previous)
+        return False
+
+    def _check_chain(self, rev: str, name: str, sc: Sidecar, parent_heads: list[Head],
+                     state: ChainState, seal_cmd: str) -> list[Finding]:
+        out: list[Finding] = []
+        high = state.high_water.get(name, 0)
+        distinct = {h.digest: h for h in parent_heads}
+        limit = 100_000
+
+        if sc.digest in distinct:
+            # unchanged from a parent; at a merge the other side must be an ancestor of it
+            for d, h in distinct.items():
+                if d == sc.digest or self._descends_from(sc, d, limit):
+                    continue
+                other = self.sidecars.get(d)
+                if other is not None and self._descends_from(other, sc.digest, limit):
+                    out.append(Finding(
+                        rev, name, ROLLBACK,
+                        f"the merge kept version {sc.version} of {name} and dropped the newer "
+                        f"version {h.version} from the other parent",
+                        f"re-seal at the merge: {seal_cmd}"))
+                else:
+                    out.append(Finding(
+                        rev, name, FORK,
+                        f"branches sealed {name} independently (version {h.version} and "
+                        f"version {sc.version}) and the merge kept one side without re-sealing",
+                        f"re-seal at the merge so version {max(h.version, sc.version) + 1} "
+                        f"covers both: {seal_cmd}"))
+            return out
+
+        if sc.digest in self.sidecars and sc.version <= high:
+            out.append(Finding(
+                rev, name, REPLAY,
+                f"an older sidecar of {name} (version {sc.version}) was put back while version "
+                f"{high} had already been sealed (revert or replay)",
+                f"to return to old data, seal a new version: dvc-secure restore "
+                f"{name.removesuffix('.dvc')} --version {sc.version}"))
+            return out
+        if sc.version <= high:
+            out.append(Finding(
+                rev, name, ROLLBACK,
+                f"version of {name} went from {high} to {sc.version}: versions must strictly "
+                "increase along history",
+                f"re-seal on top of the current version: {seal_cmd}"))
+            return out
+        expected = sorted(distinct)
+        if parent_heads and sorted(sc.previous) != expected:
+            out.append(Finding(
+                rev, name, CHAIN_BROKEN,
+                f"version {sc.version} of {name} does not chain to the sidecar(s) of its parent "
+                "revision(s)",
+                f"re-seal on top of the current version: {seal_cmd}"))
+        elif not parent_heads and sc.previous and not all(p in self.sidecars for p in sc.previous):
+            out.append(Finding(
+                rev, name, CHAIN_BROKEN,
+                f"version {sc.version} of {name} chains to sidecars this history never had",
+                f"re-seal: {seal_cmd}"))
+        elif parent_heads and sc.version != max(h.version for h in parent_heads) + 1:
+            out.append(Finding(
+                rev, name, ROLLBACK,
+                f"version of {name} jumped from {max(h.version for h in parent_heads)} to "
+                f"{sc.version}: each seal adds exactly one",
+                f"re-seal on top of the current version: {seal_cmd}"))
+        return out

@@ -1,0 +1,152 @@
+"""Sealing and offline verification through real git commits, merges and reverts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import SecureRepo
+
+
+def _commit_dataset(repo: SecureRepo, content: str, message: str, seal: bool = True) -> None:
+    data = repo.root / "data"
+    data.mkdir(exist_ok=True)
+    (data / "a.txt").write_text(content)
+    (data / "b.txt").write_text(content * 2)
+    repo.dvc("add", "-q", "data")
+    if seal:
+        repo.secure("seal", "data")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", message)
+
+
+def _findings(repo: SecureRepo, *args: str) -> tuple[int, list[dict[str, str]]]:
+    proc = repo.secure("verify", "--json", *args, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["verified"] == (proc.returncode == 0)
+    return proc.returncode, doc["findings"]
+
+
+def test_honest_history_verifies_and_logs(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    _commit_dataset(repo, "v2", "v2")
+    rc, findings = _findings(repo, "--all-revisions")
+    assert (rc, findings) == (0, [])
+    log = repo.secure("log", "data").stdout
+    lines = [line.split() for line in log.splitlines()[1:]]
+    assert [line[0] for line in lines] == ["2", "1"]
+    assert "alice" in log
+
+
+def test_reseal_of_unchanged_data_changes_nothing(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    before = (repo.root / "data.dvc.seal").read_bytes()
+    out = repo.secure("seal").stdout
+    assert "unchanged (version 1)" in out
+    assert (repo.root / "data.dvc.seal").read_bytes() == before
+
+
+def test_metafile_edited_without_reseal_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    _commit_dataset(repo, "v2", "v2 unsealed", seal=False)
+    rc, findings = _findings(repo)
+    assert rc == 1
+    assert [f["code"] for f in findings] == ["metafile-not-bound"]
+    assert "dvc-secure seal data.dvc" in findings[0]["fix"]
+
+
+def test_unsealed_dataset_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1", seal=False)
+    rc, findings = _findings(repo)
+    assert rc == 1 and [f["code"] for f in findings] == ["unsealed-output"]
+
+
+def test_git_revert_rollback_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    _commit_dataset(repo, "v2", "v2")
+    repo.git("revert", "--no-edit", "HEAD")  # puts the version-1 sidecar back
+    rc, findings = _findings(repo)
+    assert rc == 1
+    assert [f["code"] for f in findings] == ["sidecar-replayed"]
+    assert "dvc-secure restore" in findings[0]["fix"]
+
+
+def test_sidecar_deleted_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    repo.git("rm", "-q", "data.dvc.seal")
+    repo.git("commit", "-q", "-m", "drop seal")
+    rc, findings = _findings(repo)
+    assert rc == 1 and [f["code"] for f in findings] == ["sidecar-deleted"]
+
+
+def test_sidecar_hand_edited_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    seal = repo.root / "data.dvc.seal"
+    doc = json.loads(seal.read_text())
+    doc["signed"]["access"]["classification"] = "public"
+    seal.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    repo.git("commit", "-q", "-am", "declassify by hand")
+    rc, findings = _findings(repo)
+    assert rc == 1
+    assert "bad-signature" in [f["code"] for f in findings]
+
+
+def test_fork_merged_without_reseal_detected_and_merge_seal_resolves(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    main = repo.git("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    repo.git("checkout", "-q", "-b", "side")
+    _commit_dataset(repo, "side-v2", "side v2")
+    repo.git("checkout", "-q", main)
+    _commit_dataset(repo, "main-v2", "main v2")
+    # both branches sealed version 2; a merge that keeps one side must be flagged
+    repo.git("branch", "-q", "bad-merge")
+    repo.git("checkout", "-q", "bad-merge")
+    repo.git("merge", "-q", "--no-edit", "-X", "ours", "side")
+    rc, findings = _findings(repo)
+    assert rc == 1 and [f["code"] for f in findings] == ["fork-unresolved"]
+    # the right way: re-seal while the merge is in progress
+    repo.git("checkout", "-q", main)
+    repo.git("merge", "-q", "--no-commit", "-X", "ours", "side")
+    out = repo.secure("seal").stdout
+    assert "sealed version 3" in out
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "merge side, re-sealed")
+    rc, findings = _findings(repo)
+    assert (rc, findings) == (0, [])
+
+
+def test_range_and_junit_report(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    base = repo.git("rev-parse", "HEAD").stdout.strip()
+    _commit_dataset(repo, "v2", "v2 unsealed", seal=False)
+    _commit_dataset(repo, "v3", "v3")
+    junit = tmp_path / "report.xml"
+    proc = repo.secure("verify", "--rev", f"{base}..HEAD", "--junit", str(junit), check=False)
+    assert proc.returncode == 1
+    assert "NOT verified: 1 finding(s) in 2 revision(s)" in proc.stdout
+    xml = junit.read_text()
+    assert 'failures="1"' in xml and "metafile-not-bound" in xml
+    # the range before the bad commit is clean
+    assert repo.secure("verify", "--rev", base, check=False).returncode == 0
+
+
+def test_seal_refuses_identity_outside_keyring(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1", seal=False)
+    stranger = tmp_path / "stranger.txt"
+    repo.secure("keygen", "--output", str(stranger))
+    repo.env["DVC_SECURE_IDENTITY_FILE"] = str(stranger)
+    proc = repo.secure("seal", check=False)
+    assert proc.returncode == 2
+    assert "not a member" in proc.stderr
+    assert not (repo.root / "data.dvc.seal").exists()

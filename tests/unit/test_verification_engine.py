@@ -1,0 +1,209 @@
+"""The history state machine, fed synthetic revisions. Tests are named after the attack."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import pytest
+
+from dvc_secure.format.primitives import SigningKeyPair
+from dvc_secure.keys.identity import key_fingerprint
+from dvc_secure.sidecar.model import AccessMetadata, SealedOutput, Sidecar
+from dvc_secure.verification import engine as E
+
+WRITER = SigningKeyPair.generate()
+READER = SigningKeyPair.generate()
+STRANGER = SigningKeyPair.generate()
+SHA = "ab" * 32
+
+
+class Trust:
+    def __init__(self, sealers: list[SigningKeyPair], readers: list[SigningKeyPair] = ()) -> None:  # type: ignore[assignment]
+        self._sealers = {key_fingerprint(k.public): k.public for k in sealers}
+        self._readers = {key_fingerprint(k.public) for k in readers}
+
+    def sealer_keys(self) -> Mapping[str, bytes]:
+        return self._sealers
+
+    def role_of(self, keyid: str) -> str | None:
+        if keyid in self._sealers:
+            return "writer"
+        return "reader" if keyid in self._readers else None
+
+
+TRUST = Trust([WRITER], [READER])
+
+
+def seal(oid: str, version: int, previous: tuple[str, ...] = (), key: SigningKeyPair = WRITER,
+         metafile: str = "data.dvc") -> Sidecar:
+    sc = Sidecar(
+        metafile=metafile, version=version, previous=previous, sealed_at="2026-11-22T00:00:00Z",
+        signer_keyid=key_fingerprint(key.public), git_author="A <a@x>",
+        outputs=(SealedOutput("data", oid, SHA, 3, 1, 1, "vault"),),
+        access=AccessMetadata(),
+    )
+    return sc.sign(key)
+
+
+def snap(rev: str, parents: tuple[str, ...], sc: Sidecar | None, oid: str | None = None,
+         trust: E.TrustView | None = TRUST) -> E.Snapshot:
+    if oid is None:
+        oid = sc.outputs[0].oid if sc else "0" * 32
+    mf = E.MetafileState("data.dvc", {"data": oid}, sc)
+    return E.Snapshot(rev, parents, {"data.dvc": mf}, trust)
+
+
+def codes(findings: list[E.Finding]) -> list[str]:
+    return [f.code for f in findings]
+
+
+def linear(v: E.HistoryVerifier, n: int) -> list[Sidecar]:
+    out: list[Sidecar] = []
+    prev: tuple[str, ...] = ()
+    for i in range(1, n + 1):
+        sc = seal(f"{i:032x}", i, prev)
+        assert v.verify(snap(f"c{i}", (f"c{i - 1}",) if i > 1 else (), sc)) == []
+        out.append(sc)
+        prev = (sc.digest,)
+    return out
+
+
+def test_honest_linear_history_has_no_findings() -> None:
+    linear(E.HistoryVerifier(), 5)
+
+
+def test_unchanged_revisions_inherit_the_head() -> None:
+    v = E.HistoryVerifier()
+    (sc,) = linear(v, 1)
+    assert v.verify(snap("c2", ("c1",), sc)) == []
+    assert v.verify(snap("c3", ("c2",), sc)) == []
+
+
+def test_metafile_edited_without_reseal_detected() -> None:
+    v = E.HistoryVerifier()
+    (sc,) = linear(v, 1)
+    assert codes(v.verify(snap("c2", ("c1",), sc, oid="f" * 32))) == [E.UNBOUND]
+
+
+def test_unsealed_output_detected() -> None:
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), None))) == [E.UNSEALED]
+
+
+def test_sidecar_deleted_detected() -> None:
+    v = E.HistoryVerifier()
+    (sc,) = linear(v, 1)
+    assert codes(v.verify(snap("c2", ("c1",), None, oid=sc.outputs[0].oid))) == [E.SIDECAR_DELETED]
+
+
+def test_sidecar_signed_by_unknown_key_detected() -> None:
+    sc = seal("1" * 32, 1, key=STRANGER)
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc))) == [E.UNTRUSTED_SIGNER]
+
+
+def test_sidecar_signed_by_reader_detected() -> None:
+    sc = seal("1" * 32, 1, key=READER)
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc))) == [E.READER_SIGNED]
+
+
+def test_sidecar_edited_after_signing_detected() -> None:
+    sc = seal("1" * 32, 1)
+    forged = replace(sc, git_author="Mallory <m@x>")
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), forged))) == [E.BAD_SIGNATURE]
+
+
+def test_rollback_to_lower_version_detected() -> None:
+    v = E.HistoryVerifier()
+    s1, s2 = linear(v, 2)
+    fake = seal("9" * 32, 1, ())
+    assert codes(v.verify(snap("c3", ("c2",), fake))) == [E.ROLLBACK]
+
+
+def test_repeated_version_detected() -> None:
+    v = E.HistoryVerifier()
+    s1, s2 = linear(v, 2)
+    again = seal("9" * 32, 2, (s1.digest,))
+    assert codes(v.verify(snap("c3", ("c2",), again))) == [E.ROLLBACK]
+
+
+def test_replayed_older_signed_sidecar_detected() -> None:
+    v = E.HistoryVerifier()
+    s1, s2, s3 = linear(v, 3)
+    # a `git revert` or hand copy puts version 2 back
+    assert codes(v.verify(snap("c4", ("c3",), s2))) == [E.REPLAY]
+
+
+def test_version_jump_detected() -> None:
+    v = E.HistoryVerifier()
+    (s1,) = linear(v, 1)
+    jump = seal("2" * 32, 5, (s1.digest,))
+    assert codes(v.verify(snap("c2", ("c1",), jump))) == [E.ROLLBACK]
+
+
+def test_chain_to_foreign_sidecar_detected() -> None:
+    v = E.HistoryVerifier()
+    (s1,) = linear(v, 1)
+    stray = seal("2" * 32, 2, ("cd" * 32,))
+    assert codes(v.verify(snap("c2", ("c1",), stray))) == [E.CHAIN_BROKEN]
+
+
+def test_fork_merged_without_reseal_detected() -> None:
+    v = E.HistoryVerifier()
+    (s1,) = linear(v, 1)
+    a = seal("a" * 32, 2, (s1.digest,))
+    b = seal("b" * 32, 2, (s1.digest,))
+    assert v.verify(snap("ca", ("c1",), a)) == []
+    assert v.verify(snap("cb", ("c1",), b)) == []
+    assert codes(v.verify(snap("m", ("ca", "cb"), a))) == [E.FORK]
+
+
+def test_fork_resolved_by_merge_seal_is_accepted() -> None:
+    v = E.HistoryVerifier()
+    (s1,) = linear(v, 1)
+    a = seal("a" * 32, 2, (s1.digest,))
+    b = seal("b" * 32, 2, (s1.digest,))
+    v.verify(snap("ca", ("c1",), a))
+    v.verify(snap("cb", ("c1",), b))
+    merged = seal("c" * 32, 3, tuple(sorted((a.digest, b.digest))))
+    assert v.verify(snap("m", ("ca", "cb"), merged)) == []
+
+
+def test_merge_dropping_newer_version_detected() -> None:
+    v = E.HistoryVerifier()
+    s1, s2 = linear(v, 2)
+    # side branch from c1 that never re-sealed, merged and its (older) side kept
+    v.verify(snap("side", ("c1",), s1))
+    assert codes(v.verify(snap("m", ("c2", "side"), s1))) == [E.ROLLBACK]
+
+
+def test_fast_forward_merge_is_accepted() -> None:
+    v = E.HistoryVerifier()
+    s1, s2 = linear(v, 2)
+    v.verify(snap("side", ("c1",), s1))
+    assert v.verify(snap("m", ("c2", "side"), s2)) == []
+
+
+def test_dataset_readded_with_old_version_detected() -> None:
+    v = E.HistoryVerifier()
+    s1, s2 = linear(v, 2)
+    assert v.verify(E.Snapshot("c3", ("c2",), {}, TRUST)) == []  # dataset removed
+    assert codes(v.verify(snap("c4", ("c3",), s1))) == [E.REPLAY]
+
+
+def test_sidecar_copied_from_other_dataset_detected() -> None:
+    other = seal("1" * 32, 1, metafile="other.dvc")
+    assert E.MISPLACED in codes(E.HistoryVerifier().verify(snap("c1", (), other)))
+
+
+def test_missing_trust_policy_reported() -> None:
+    sc = seal("1" * 32, 1)
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc, trust=None))) == [E.NO_TRUST]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_findings_name_dataset_revision_and_fix(n: int) -> None:
+    v = E.HistoryVerifier()
+    scs = linear(v, n)
+    (f,) = v.verify(snap("bad", (f"c{n}",), scs[-1], oid="e" * 32))
+    assert f.rev == "bad" and f.dataset == "data.dvc"
+    assert "dvc-secure seal data.dvc" in f.fix
