@@ -135,6 +135,18 @@ def cmd_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    from dvc_secure.dvc_adapter.repo_setup import find_repo
+    from dvc_secure.restore import restore_version
+
+    repo = find_repo()
+    result = restore_version(repo.root, args.target, args.version)
+    print(f"{result.metafile}: content of version {result.restored_version} checked out, "
+          f"verified (SHA-256) and sealed as version {result.new_version}")
+    print(f"next: git add {result.metafile} {result.metafile}.seal && git commit", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dvc_secure.demo import run_demo
 
@@ -187,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="TARGET", help="dataset path or its metafile")
     p.add_argument("--rev", default="HEAD", help="history to read (default: HEAD)")
     p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("restore", help="return a dataset to an old version, as a new version")
+    p.add_argument("target", metavar="TARGET", help="dataset path or its .dvc file")
+    p.add_argument("--version", type=int, required=True, help="sealed version to return to")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("demo", help="self-contained demo: push, wipe, pull, inspect the ciphertext")
     p.add_argument("--dir", metavar="PATH", help="work here instead of a temporary directory")

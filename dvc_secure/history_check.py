@@ -3,6 +3,7 @@ history to the verification engine and collect what it finds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from dvc_secure.git_adapter.history import (
     sidecar_history,
 )
 from dvc_secure.keys.keyring import Keyring
-from dvc_secure.sidecar.model import Sidecar
+from dvc_secure.sidecar.model import SIDECAR_SUFFIX, Sidecar
 from dvc_secure.verification.engine import Finding, HistoryVerifier
 
 
@@ -97,3 +98,34 @@ def dataset_log(root: Path, target: str, rev: str = "HEAD") -> list[LogEntry]:
                     signer = f"{member.name} ({sc.signer_keyid})"
         entries.append(LogEntry(str(commit.id), sc, signer))
     return entries
+
+
+def sealed_objects(root: Path, read_dir_listing: Callable[[str], list[dict[str, str]]]) -> dict[str, str]:
+    """Every DVC object id that a sealed version on any branch or tag needs, mapped to a
+    description of the first such version ("data.dvc v3"). Used to pin objects against
+    ``dvc gc -c``."""
+    repo = open_repository(root)
+    reader = SnapshotReader(repo)
+    tips = _all_tips(repo)
+    pinned: dict[str, str] = {}
+    if not tips:
+        return pinned
+    seen: set[str] = set()
+    for commit in reader.ancestry(tips):
+        for path, blob in reader.files_at(commit).items():
+            if not path.endswith(SIDECAR_SUFFIX) or blob in seen:
+                continue
+            seen.add(blob)
+            parsed = reader.parse_blob("sidecar", blob, path)
+            if not isinstance(parsed.value, Sidecar):
+                continue
+            sc = parsed.value
+            label = f"{sc.metafile} v{sc.version}"
+            for out in sc.outputs:
+                pinned.setdefault(out.oid, label)
+                if out.is_dir:
+                    for entry in read_dir_listing(out.oid):
+                        oid = entry.get("md5")
+                        if isinstance(oid, str):
+                            pinned.setdefault(oid, label)
+    return pinned

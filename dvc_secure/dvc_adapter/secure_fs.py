@@ -8,13 +8,15 @@ default) the wrapped storage sees ``<xx>/<token>`` instead of DVC's MD5 object i
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import posixpath
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 from urllib.parse import urlparse
 
@@ -40,6 +42,20 @@ _MANIFEST = load_manifest()
 SCHEME = _MANIFEST.scheme
 _SHARD = re.compile(r"^(?P<ns>(?:.*/)?)(?P<xy>[0-9a-f]{2})(?:/(?P<rest>[^/]*))?$")
 _PARTIAL = ".dvcsecure-partial-"
+_OBJECT_PATH = re.compile(r"(?:^|/)([0-9a-f]{2})/([0-9a-f]{30,}(?:\.dir)?)$")
+
+
+def _memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
+    lock = threading.Lock()
+    box: list[dict[str, str]] = []
+
+    def get() -> dict[str, str]:
+        with lock:
+            if not box:
+                box.append(fn())
+            return box[0]
+
+    return get
 
 
 def parse_secure_url(url: str) -> tuple[str, str]:
@@ -94,9 +110,11 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         keys: LazyRepoKeys,
         hide_names: bool = True,
         fsid_seed: str = "",
+        pins: Callable[[], dict[str, str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.pins = _memoise(pins) if pins is not None else None
         self.inner = inner
         self.inner_root = inner_root.rstrip(inner.sep) or inner_root
         self.keys = keys
@@ -279,13 +297,42 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         rel = self._rel(self._strip_protocol(path))
         if not rel:
             raise IsADirectoryError(path)
+        if not self._pinned([path])[0]:
+            return  # pinned by a sealed version: see rm()
         self.inner.rm_file(self._object_path(rel))
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
 
+    def _pinned(self, paths: list[Any]) -> tuple[list[Any], list[tuple[str, str]]]:
+        """Split ``paths`` into (deletable, pinned) by the objects sealed versions need."""
+        if self.pins is None:
+            return paths, []
+        pins: dict[str, str] | None = None
+        keep, pinned = [], []
+        for p in paths:
+            m = _OBJECT_PATH.search(self._rel(self._strip_protocol(p)))
+            if m is None:
+                keep.append(p)
+                continue
+            if pins is None:
+                pins = self.pins()
+            label = pins.get(m.group(1) + m.group(2))
+            if label is None:
+                keep.append(p)
+            else:
+                pinned.append((str(p), label))
+        return keep, pinned
+
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
-        paths = path if isinstance(path, list) else [path]
+        paths, pinned = self._pinned(path if isinstance(path, list) else [path])
+        if pinned:
+            logger.warning(
+                "dvc-secure kept %d object(s) that sealed versions still need (e.g. %s for %s); "
+                "they stay recoverable. To delete sealed data on purpose (erasure, expired "
+                "retention) see docs/verification.md#garbage-collection",
+                len(pinned), pinned[0][0], pinned[0][1],
+            )
         for p in paths:
             rel = self._rel(self._strip_protocol(p))
             target = self._object_path(rel) if rel else None
@@ -441,6 +488,21 @@ class _EncryptOnClose:
             self._spool.close()
 
 
+def _sealed_pins(dvc_dir: Path, fs: SecureFsspec) -> dict[str, str]:
+    from dvc_secure.history_check import sealed_objects
+
+    def listing(oid: str) -> list[dict[str, str]]:
+        local = dvc_dir / "cache" / "files" / "md5" / oid[:2] / oid[2:]
+        data = local.read_bytes() if local.is_file() else None
+        if data is None:
+            with fs.open(f"/files/md5/{oid[:2]}/{oid[2:]}", "rb") as f:
+                data = f.read()
+        entries = json.loads(data)
+        return entries if isinstance(entries, list) else []
+
+    return sealed_objects(dvc_dir.parent, listing)
+
+
 class SecureFileSystem(FileSystem):  # type: ignore[misc]
     """The DVC-facing filesystem class registered for the ``secure`` scheme."""
 
@@ -493,13 +555,17 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
         sub = conf.get("secure_subpath") or ""
         root = fs_join(inner, inner_path, *sub.split("/")) if sub else inner_path
         seed = f"{getattr(inner, 'protocol', '')}|{inner_conf.get('url')}|{sub}"
-        return SecureFsspec(
+        fs = SecureFsspec(
             inner=inner,
             inner_root=root,
             keys=LazyRepoKeys(conf.get("secure_dvc_dir")),
             hide_names=bool(conf.get("hide_names", True)),
             fsid_seed=seed,
         )
+        dvc_dir = conf.get("secure_dvc_dir")
+        if dvc_dir and not conf.get("allow_gc_sealed", False):
+            fs.pins = _memoise(lambda: _sealed_pins(Path(dvc_dir), fs))
+        return fs
 
     @property
     def fsid(self) -> str:

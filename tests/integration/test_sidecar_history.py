@@ -150,3 +150,53 @@ def test_seal_refuses_identity_outside_keyring(make_secure_repo, tmp_path: Path)
     assert proc.returncode == 2
     assert "not a member" in proc.stderr
     assert not (repo.root / "data.dvc.seal").exists()
+
+
+def test_restore_returns_to_old_data_as_new_verified_version(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    repo.dvc("push", "-q")
+    _commit_dataset(repo, "v2", "v2")
+    repo.dvc("push", "-q")
+    # a fresh clone of the cache: restore must fetch version 1's objects from the remote
+    import shutil
+
+    shutil.rmtree(repo.root / ".dvc" / "cache")
+    out = repo.secure("restore", "data", "--version", "1").stdout
+    assert "sealed as version 3" in out
+    assert (repo.root / "data" / "a.txt").read_text() == "v1"
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "restore v1")
+    rc, findings = _findings(repo, "--all-revisions")
+    assert (rc, findings) == (0, [])
+    log = repo.secure("log", "data").stdout.splitlines()[1:]
+    assert [line.split()[0] for line in log] == ["3", "2", "1"]
+    assert log[0].split()[5] == log[2].split()[5]  # same content digest as version 1
+
+
+def test_restore_of_unknown_version_is_a_usage_error(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    proc = repo.secure("restore", "data", "--version", "7", check=False)
+    assert proc.returncode == 2 and "no sealed version 7" in proc.stderr
+
+
+def test_gc_cannot_silently_destroy_sealed_revision(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    repo.dvc("push", "-q")
+    _commit_dataset(repo, "v2", "v2")
+    repo.dvc("push", "-q")
+    before = repo.stored_objects()
+    proc = repo.dvc("gc", "-c", "-w", "-f")
+    assert "sealed versions still need" in proc.stdout + proc.stderr
+    assert repo.stored_objects() == before  # v1's objects are pinned
+    import shutil
+
+    shutil.rmtree(repo.root / ".dvc" / "cache")
+    repo.secure("restore", "data", "--version", "1")
+    assert (repo.root / "data" / "a.txt").read_text() == "v1"
+    # explicit opt-out (erasure) really deletes what the workspace (now v1) does not use
+    repo.dvc("remote", "modify", "--local", "vault", "allow_gc_sealed", "true")
+    repo.dvc("gc", "-c", "-w", "-f")
+    assert len(repo.stored_objects()) < len(before)
