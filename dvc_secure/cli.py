@@ -92,7 +92,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
     repo = find_repo()
     access = with_access(args.classification, args.owner, args.purpose, args.delete_after,
                          args.readers.split(",") if args.readers is not None else None)
-    results = seal_metafiles(repo.root, args.targets or None, access=access)
+    results = seal_metafiles(repo.root, args.targets or None, access=access, offline=args.offline)
     for r in results:
         state = f"sealed version {r.version}" if r.changed else f"unchanged (version {r.version})"
         print(f"{r.sidecar_path}: {state}")
@@ -107,7 +107,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from dvc_secure.report_output import render_json, render_junit, render_text
 
     repo = find_repo()
-    report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions)
+    report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions,
+                            remote=args.remote, deep=args.deep, jobs=args.jobs)
     if args.junit:
         Path(args.junit).write_text(render_junit(report), encoding="utf-8")
     print(render_json(report) if args.json else render_text(report))
@@ -185,12 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purpose", help="purpose of processing")
     p.add_argument("--delete-after", metavar="YYYY-MM-DD", help="retention limit ('' clears it)")
     p.add_argument("--readers", metavar="NAMES", help="comma-separated list of intended readers")
+    p.add_argument("--offline", action="store_true",
+                   help="do not pin the remote ciphertext (objects not pushed yet); "
+                   "'verify --remote' will report this version as not indexed")
     p.set_defaults(func=cmd_seal)
 
     p = sub.add_parser("verify", help="verify sealed dataset history (exit 0 verified, 1 findings)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--rev", metavar="REV|A..B", help="revision or range (default: HEAD)")
     which.add_argument("--all-revisions", action="store_true", help="every branch and tag")
+    p.add_argument("--remote", action="store_true",
+                   help="also prove every sealed object is on its remote, byte for byte (no key needed)")
+    p.add_argument("--deep", action="store_true",
+                   help="also download, decrypt and re-hash everything (needs a reader identity)")
+    p.add_argument("--jobs", "-j", type=int, default=4, help="parallel remote reads (default 4)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     p.set_defaults(func=cmd_verify)

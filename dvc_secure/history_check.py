@@ -44,7 +44,8 @@ def _all_tips(repo: pygit2.Repository) -> list[pygit2.Commit]:
     return tips
 
 
-def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False) -> VerifyReport:
+def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False,
+                   remote: bool = False, deep: bool = False, jobs: int = 4) -> VerifyReport:
     repo = open_repository(root)
     reader = SnapshotReader(repo)
     if all_revisions:
@@ -64,6 +65,7 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     if not tips:
         return report
     verifier = HistoryVerifier()
+    sealed: dict[str, tuple[str, Sidecar]] = {}
     for commit in reader.ancestry(tips):
         snap = reader.snapshot(commit)
         found = verifier.verify(snap)
@@ -72,6 +74,17 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
             report.revisions.append(cid)
             report.findings.extend(found)
             report.datasets[cid] = set(snap.metafiles)
+            for mf in snap.metafiles.values():
+                if mf.sidecar is not None and mf.sidecar.digest not in sealed:
+                    sealed[mf.sidecar.digest] = (cid, mf.sidecar)
+    if remote or deep:
+        from dvc_secure.remote_check import RemoteChecker
+
+        checker = RemoteChecker(root / ".dvc", jobs=jobs)
+        if remote:
+            report.findings.extend(checker.check_remote(sealed.values()))
+        if deep:
+            report.findings.extend(checker.check_deep(sealed.values()))
     return report
 
 

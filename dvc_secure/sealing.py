@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pygit2
 
+from dvc_secure.dvc_adapter.remote_access import open_secure_remote
+from dvc_secure.dvc_adapter.secure_fs import SecureFsspec
 from dvc_secure.errors import ConfigurationError, SidecarError
 from dvc_secure.git_adapter.history import normalise_metafile, open_repository
 from dvc_secure.keys.identity import key_fingerprint
@@ -32,6 +35,7 @@ from dvc_secure.sidecar.model import (
     canonical_json,
     sidecar_path_for,
 )
+from dvc_secure.sidecar.remote_index import build_index, index_storage_path
 
 MANIFEST_FORMAT = "dvc-secure-manifest"
 _CHUNK = 1 << 20
@@ -182,6 +186,7 @@ def seal_metafiles(
     *,
     access: Callable[[AccessMetadata], AccessMetadata] = lambda a: a,
     now: str | None = None,
+    offline: bool = False,
 ) -> list[SealResult]:
     """Seal every target (default: every metafile in the workspace) whose outputs or access
     metadata changed; unchanged ones are left byte-for-byte as they are."""
@@ -195,6 +200,7 @@ def seal_metafiles(
     digests = DigestCache(dvc_dir / "tmp" / "secure" / "digests.sqlite")
     cache = CacheReader(dvc_dir / "cache", digests)
     merging = (Path(repo.path) / "MERGE_HEAD").exists()
+    indexer = None if offline else RemoteIndexer(dvc_dir)
     results = []
     try:
         for metafile in metafiles:
@@ -202,7 +208,8 @@ def seal_metafiles(
             if not path.is_file():
                 raise SidecarError(f"{metafile} does not exist", hint="dvc add <data> first")
             declared = parse_outputs(path.read_bytes(), metafile)
-            outputs = tuple(_seal_output(root, metafile, o, cache, keys.keyring.current_epoch, remote)
+            outputs = tuple(_seal_output(root, metafile, o, cache, keys.keyring.current_epoch,
+                                         remote, indexer)
                             for o in sorted(declared.values(), key=lambda o: o.path))
             sc_rel = sidecar_path_for(metafile)
             parents = [p for p in (_committed_sidecar(repo, "HEAD", sc_rel),
@@ -250,15 +257,80 @@ def _default_access(keyring: object) -> AccessMetadata:
                           readers=tuple(sorted(m.name for m in members)))
 
 
+class RemoteIndexer:
+    """Builds and uploads remote indexes (and encrypted manifests) for sealed outputs."""
+
+    def __init__(self, dvc_dir: Path) -> None:
+        self._dvc_dir = dvc_dir
+        self._remotes: dict[str, SecureFsspec] = {}
+
+    def remote(self, name: str) -> SecureFsspec:
+        if name not in self._remotes:
+            self._remotes[name] = open_secure_remote(self._dvc_dir, name)
+        return self._remotes[name]
+
+    def index(self, remote: str, rels: list[str], what: str) -> str:
+        """Pin the stored ciphertext of ``rels`` (paths relative to the remote root)."""
+        fs = self.remote(remote)
+        objects, missing = [], 0
+        for rel in rels:
+            stored = fs.stored_object(rel)
+            if stored is None:
+                missing += 1
+            else:
+                objects.append(stored)
+        if missing:
+            raise NotPushedError(
+                f"{missing} of {len(rels)} object(s) of {what} are not on remote '{remote}', so "
+                "the seal could not pin their ciphertext",
+                hint=f"run 'dvc push -r {remote}' first (or seal with --offline and push later; "
+                "'verify --remote' then reports the version as not indexed)",
+            )
+        digest, data = build_index(objects)
+        path = fs.storage_path(index_storage_path(digest))
+        if not fs.inner.exists(path):
+            fs.inner.upload_fobj(io.BytesIO(data), path)
+        return digest
+
+    def upload_manifest(self, remote: str, digest: str, data: bytes) -> None:
+        fs = self.remote(remote)
+        path = manifest_rel(digest)
+        if not fs.exists(path):
+            fs.upload_stream(io.BytesIO(data), path, size=len(data))
+
+
+class NotPushedError(ConfigurationError):
+    """Sealing needs the objects on the remote (to pin their ciphertext)."""
+
+
+def object_rel(oid: str) -> str:
+    return f"files/md5/{oid[:2]}/{oid[2:]}"
+
+
+def manifest_rel(digest: str) -> str:
+    return f"secure/manifests/{digest}"
+
+
 def _seal_output(root: Path, metafile: str, out: DeclaredOutput, cache: CacheReader,
-                 epoch: int, remote: str) -> SealedOutput:
+                 epoch: int, remote: str, indexer: RemoteIndexer | None) -> SealedOutput:
+    target = out.remote or remote
+    what = f"{metafile}:{out.path}"
     if out.oid.endswith(".dir"):
-        manifest, total, nfiles = build_manifest(cache.dir_listing(out.oid), cache)
+        listing = cache.dir_listing(out.oid)
+        manifest, total, nfiles = build_manifest(listing, cache)
         digest = hashlib.sha256(manifest).hexdigest()
         _atomic_write(root / ".dvc" / "cache" / "secure" / "manifests" / digest, manifest)
-        return SealedOutput(out.path, out.oid, digest, total, nfiles, epoch, out.remote or remote)
+        index = None
+        if indexer is not None:
+            indexer.upload_manifest(target, digest, manifest)
+            rels = [object_rel(out.oid), manifest_rel(digest)]
+            rels += [object_rel(oid) for oid in sorted({e["md5"] for e in listing})]
+            index = indexer.index(target, rels, what)
+        return SealedOutput(out.path, out.oid, digest, total, nfiles, epoch, target,
+                            remote_index=index)
     sha, size = cache.sha256(out.oid)
-    return SealedOutput(out.path, out.oid, sha, size, 1, epoch, out.remote or remote)
+    index = indexer.index(target, [object_rel(out.oid)], what) if indexer is not None else None
+    return SealedOutput(out.path, out.oid, sha, size, 1, epoch, target, remote_index=index)
 
 
 def with_access(classification: str | None = None, owner: str | None = None,

@@ -30,10 +30,14 @@ from dvc_secure.format.names import hide_name, reveal_name
 from dvc_secure.format.object_format import (
     DEFAULT_SEGMENT_LOG2,
     EncryptingReader,
+    ObjectSeal,
+    ciphertext_size,
     decrypt_object,
     plaintext_size,
 )
 from dvc_secure.plugin_manifest import load_manifest
+from dvc_secure.push_journal import PushJournal, journal_path
+from dvc_secure.sidecar.remote_index import StoredObject
 from dvc_secure.secure_store import LazyRepoKeys
 
 logger = logging.getLogger("dvc_secure")
@@ -74,6 +78,11 @@ def parse_secure_url(url: str) -> tuple[str, str]:
     return parsed.netloc, sub
 
 
+class _Discard:
+    def write(self, data: bytes) -> None:
+        pass
+
+
 class _ProgressSink:
     def __init__(self, raw: BinaryIO, callback: Callback) -> None:
         self._raw = raw
@@ -111,9 +120,11 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         hide_names: bool = True,
         fsid_seed: str = "",
         pins: Callable[[], dict[str, str]] | None = None,
+        journal: PushJournal | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.journal = journal
         self.pins = _memoise(pins) if pins is not None else None
         self.inner = inner
         self.inner_root = inner_root.rstrip(inner.sep) or inner_root
@@ -350,8 +361,12 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
 
     # --- data ------------------------------------------------------------------------------
 
-    def upload_stream(self, source: IO[bytes], path: str) -> None:
-        """Encrypt ``source`` and store it as ``path``; a failure leaves no object behind."""
+    def upload_stream(self, source: IO[bytes], path: str, size: int | None = None) -> ObjectSeal:
+        """Encrypt ``source`` and store it as ``path``; a failure leaves no partial object.
+
+        ``size`` (the plaintext size, when known) lets the cleanup tell a partial upload from
+        a complete object that was already there.
+        """
         rel = self._rel(self._strip_protocol(path))
         if not rel:
             raise IsADirectoryError(path)
@@ -362,24 +377,48 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             epoch=keys.keyset.current_epoch,
             object_id=rel.encode(),
             signer=keys.signer(),
+            digest_ciphertext=self.journal is not None,
         )
         target = self._object_path(rel)
         self._ensure_root()
+        complete_size = ciphertext_size(size) if size is not None else None
+        existed = self.inner.exists(target) if complete_size is None else None
         try:
             self.inner.upload_fobj(reader, target)
         except BaseException:
-            # Stores without atomic uploads may keep a prefix; remove it so a later push
-            # does not take it for a complete object (a pull would reject it anyway).
-            try:
-                if self.inner.exists(target):
-                    self.inner.rm_file(target)
-            except Exception:  # noqa: BLE001 - the original error matters more
-                logger.warning("dvc-secure: could not remove partial upload %s", target)
+            self._remove_partial(target, complete_size, existed)
             raise
         finally:
             reader.close()
-        if reader.seal is None:
+        seal = reader.seal
+        if seal is None:
             raise DvcSecureError(f"upload of '{rel}' ended before the object was complete")
+        if self.journal is not None and seal.ciphertext_sha256 is not None:
+            self.journal.record(self.fsid, rel, StoredObject(
+                self._storage_rel(target), seal.ciphertext_size, seal.ciphertext_sha256.hex()))
+        return seal
+
+    def _remove_partial(self, target: str, complete_size: int | None, existed: bool | None) -> None:
+        # Stores without atomic uploads may keep a prefix, which a later push would take
+        # for a complete object (a pull rejects it). Never delete a complete object that
+        # was there before this upload.
+        try:
+            info = self.inner.info(target)
+        except FileNotFoundError:
+            return
+        except Exception:  # noqa: BLE001 - the upload error matters more
+            logger.warning("dvc-secure: could not check for a partial upload at %s", target)
+            return
+        partial = info.get("size") != complete_size if complete_size is not None else not existed
+        if partial:
+            try:
+                self.inner.rm_file(target)
+            except Exception:  # noqa: BLE001 - the upload error matters more
+                logger.warning("dvc-secure: could not remove partial upload %s", target)
+
+    def _storage_rel(self, inner_path: str) -> str:
+        root = self.inner_root.rstrip("/") + "/"
+        return inner_path[len(root):] if inner_path.startswith(root) else inner_path
 
     def put_file(self, lpath: str, rpath: str, callback: Callback = DEFAULT_CALLBACK,
                  **kwargs: Any) -> None:
@@ -389,7 +428,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         size = os.path.getsize(lpath)
         callback.set_size(size)
         with open(lpath, "rb") as f:
-            self.upload_stream(cast(IO[bytes], _ProgressSource(f, callback)), rpath)
+            self.upload_stream(cast(IO[bytes], _ProgressSource(f, callback)), rpath, size=size)
 
     def get_file(self, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK,
                  outfile: Any = None, **kwargs: Any) -> None:
@@ -424,6 +463,44 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             except FileNotFoundError:
                 pass
             raise
+
+    def verify_object(self, path: str) -> ObjectSeal:
+        """Download, authenticate and decrypt an object, keeping no plaintext (``--deep``)."""
+        rel = self._rel(self._strip_protocol(path))
+        keys = self.keys.get()
+        with self.inner.open(self._object_path(rel), "rb") as src:
+            return decrypt_object(
+                src, _Discard(), object_id=rel.encode(),
+                key_for_epoch=keys.keyset.key_for_epoch,
+                is_trusted_signer=keys.is_trusted_signer,
+            )
+
+    def stored_object(self, path: str) -> StoredObject | None:
+        """Where and what the ciphertext of ``path`` is (from this clone's push journal, else
+        by hashing the stored ciphertext; no key needed); None if it is not stored."""
+        rel = self._rel(self._strip_protocol(path))
+        if self.journal is not None:
+            hit = self.journal.lookup(self.fsid, rel)
+            if hit is not None:
+                return hit
+        target = self._object_path(rel)
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with self.inner.open(target, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+                    size += len(chunk)
+        except FileNotFoundError:
+            return None
+        obj = StoredObject(self._storage_rel(target), size, h.hexdigest())
+        if self.journal is not None:
+            self.journal.record(self.fsid, rel, obj)
+        return obj
+
+    def storage_path(self, rel_storage: str) -> str:
+        """Absolute path in the wrapped storage of a path relative to the storage root."""
+        return self._join_inner(rel_storage)
 
     def _open(self, path: str, mode: str = "rb", block_size: Any = None,
               autocommit: bool = True, cache_options: Any = None, **kwargs: Any) -> Any:
@@ -563,6 +640,8 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
             fsid_seed=seed,
         )
         dvc_dir = conf.get("secure_dvc_dir")
+        if dvc_dir:
+            fs.journal = PushJournal(journal_path(dvc_dir))
         if dvc_dir and not conf.get("allow_gc_sealed", False):
             fs.pins = _memoise(lambda: _sealed_pins(Path(dvc_dir), fs))
         return fs

@@ -126,6 +126,7 @@ class ObjectSeal:
     plaintext_sha256: bytes
     signer: bytes
     ciphertext_size: int
+    ciphertext_sha256: bytes | None = None
 
 
 def _check_object_id(object_id: bytes) -> None:
@@ -168,7 +169,9 @@ def _read_exactly(source: BinaryIO, n: int) -> bytes:
 class EncryptingReader:
     """A read-only file object yielding the ciphertext of ``source``, one pass, bounded memory.
 
-    After EOF, ``seal`` describes the object (plaintext and ciphertext digests).
+    Payload chunks are encrypted straight from the buffers ``source.read`` returns; one
+    chunk of look-ahead tells whether a segment is the last. After EOF, ``seal`` describes
+    the object (plaintext digest, and the ciphertext digest when ``digest_ciphertext``).
     """
 
     def __init__(
@@ -180,6 +183,7 @@ class EncryptingReader:
         object_id: bytes,
         signer: SigningKeyPair,
         segment_log2: int = DEFAULT_SEGMENT_LOG2,
+        digest_ciphertext: bool = False,
         salt: bytes | None = None,
     ) -> None:
         """``salt`` exists for deterministic test vectors only; leave it None."""
@@ -201,82 +205,98 @@ class EncryptingReader:
         self._cipher = SegmentCipher(seg_key)
         self._epoch = epoch
         self._counter = 0
-        self._carry = bytearray()
         self._payload_sha = BackgroundSha256()
+        self._ct_sha = BackgroundSha256() if digest_ciphertext else None
         self._payload_len = 0
         self._ct_len = 0
-        self._out = memoryview(self._header)
+        self._blocks: list[bytes] = []
+        self._out = memoryview(b"")
         self._pos = 0
-        self._source_done = False
+        self._started = False
         self._finished = False
+        self._pending = b""
         self.seal: ObjectSeal | None = None
 
     def readable(self) -> bool:
         return True
 
-    def _emit(self, data: bytes) -> None:
-        self._ct_len += len(data)
-        self._out = memoryview(data)
-        self._pos = 0
-
-    def _next_block(self) -> bool:
-        """Produce the next ciphertext block into ``_out``; False at the very end."""
-        if self._finished:
-            return False
-        seg = self._seg
-        while not self._source_done and len(self._carry) <= seg:
-            chunk = self._source.read(seg)
-            if not chunk:
-                self._source_done = True
-                self._carry += self._trailer()
-                break
+    def _read_payload(self) -> bytes:
+        chunk = _read_exactly(self._source, self._seg)
+        if chunk:
             self._payload_sha.update(chunk)
             self._payload_len += len(chunk)
-            self._carry += chunk
-        if len(self._carry) > seg:
-            # more bytes follow this segment, so it is not the last one
-            block = self._cipher.seal(self._counter, False, bytes(self._carry[:seg]))
-            del self._carry[:seg]
-        else:
-            block = self._cipher.seal(self._counter, True, bytes(self._carry))
-            self._carry.clear()
-            self._finished = True
+        return chunk
+
+    def _emit(self, block: bytes) -> None:
+        self._blocks.append(block)
+        self._ct_len += len(block)
+        if self._ct_sha is not None:
+            self._ct_sha.update(block)
+
+    def _produce(self) -> None:
+        """Queue the next ciphertext block(s); sets ``_finished`` after the final one."""
+        if not self._started:
+            self._started = True
+            self._emit(self._header)
+            self._pending = self._read_payload()
+            return
+        current = self._pending
+        following = self._read_payload() if len(current) == self._seg else b""
+        if following:
+            # more payload follows, so this full segment is not the last one
+            self._emit(self._cipher.seal(self._counter, False, current))
+            self._counter += 1
+            self._pending = following
+            return
+        tail = current + self._trailer()
+        while len(tail) > self._seg:
+            self._emit(self._cipher.seal(self._counter, False, tail[: self._seg]))
+            self._counter += 1
+            tail = tail[self._seg:]
+        self._emit(self._cipher.seal(self._counter, True, tail))
         self._counter += 1
-        self._emit(block)
-        if self._finished:
-            self.seal = ObjectSeal(
-                epoch=self._epoch,
-                plaintext_size=self._payload_len,
-                plaintext_sha256=self._payload_sha.digest(),
-                signer=self._signer.public,
-                ciphertext_size=self._ct_len,
-            )
-        return True
+        self._finished = True
+        self._pending = b""
+        self.seal = ObjectSeal(
+            epoch=self._epoch,
+            plaintext_size=self._payload_len,
+            plaintext_sha256=self._payload_sha.digest(),
+            signer=self._signer.public,
+            ciphertext_size=self._ct_len,
+            ciphertext_sha256=self._ct_sha.digest() if self._ct_sha is not None else None,
+        )
 
     def _trailer(self) -> bytes:
         digest = self._payload_sha.digest()
         msg = signature_message(self._object_id, self._header, self._payload_len, digest)
         return _TRAILER.pack(self._payload_len, digest, self._signer.public, self._signer.sign(msg))
 
-    def read(self, n: int = -1) -> bytes:
-        if self._pos == 0 and self._out is not None and self._ct_len == 0:
-            self._emit(self._header)
-        parts = []
+    def read(self, n: int | None = -1) -> bytes:
         want = n if n is not None and n >= 0 else None
+        parts: list[memoryview] = []
         got = 0
         while want is None or got < want:
             if self._pos >= len(self._out):
-                if not self._next_block():
-                    break
-            take = len(self._out) - self._pos if want is None else min(want - got, len(self._out) - self._pos)
+                if not self._blocks:
+                    if self._finished:
+                        break
+                    self._produce()
+                    continue
+                self._out = memoryview(self._blocks.pop(0))
+                self._pos = 0
+            avail = len(self._out) - self._pos
+            take = avail if want is None else min(want - got, avail)
             parts.append(self._out[self._pos:self._pos + take])
             self._pos += take
             got += take
         return b"".join(parts)
 
     def close(self) -> None:
-        self._carry = bytearray()
+        self._blocks.clear()
+        self._pending = b""
         self._payload_sha.close()
+        if self._ct_sha is not None:
+            self._ct_sha.close()
 
 
 class BackgroundSha256:

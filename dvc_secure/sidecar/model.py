@@ -57,6 +57,7 @@ class SealedOutput:
     key_epoch: int
     remote: str
     hash_name: str = "md5"
+    remote_index: str | None = None  # SHA-256 of the remote index (docs/spec/sidecar.md)
     unknown: tuple[tuple[str, Any], ...] = ()
 
     @property
@@ -66,7 +67,8 @@ class SealedOutput:
     def to_dict(self) -> dict[str, Any]:
         return {**dict(self.unknown), "oid": self.oid, "hash": self.hash_name,
                 "sha256": self.sha256, "size": self.size, "nfiles": self.nfiles,
-                "key_epoch": self.key_epoch, "remote": self.remote}
+                "key_epoch": self.key_epoch, "remote": self.remote,
+                "remote_index": self.remote_index}
 
     @classmethod
     def from_dict(cls, path: str, d: Any) -> SealedOutput:
@@ -80,8 +82,11 @@ class SealedOutput:
         epoch = _get(d, "key_epoch", int, where)
         if size < 0 or nfiles < 0 or epoch < 1:
             raise SidecarError(f"{where}: size/nfiles must be >= 0 and key_epoch >= 1")
-        known = {"oid", "hash", "sha256", "size", "nfiles", "key_epoch", "remote"}
-        return cls(path=path, oid=_get(d, "oid", str, where), sha256=sha, size=size,
+        remote_index = d.get("remote_index")
+        if remote_index is not None and (not isinstance(remote_index, str) or not _HEX64.match(remote_index)):
+            raise SidecarError(f"{where}: remote_index must be null or 64 lowercase hex digits")
+        known = {"oid", "hash", "sha256", "size", "nfiles", "key_epoch", "remote", "remote_index"}
+        return cls(path=path, remote_index=remote_index, oid=_get(d, "oid", str, where), sha256=sha, size=size,
                    nfiles=nfiles, key_epoch=epoch, remote=_get(d, "remote", str, where),
                    hash_name=_get(d, "hash", str, where),
                    unknown=tuple(sorted((k, v) for k, v in d.items() if k not in known)))

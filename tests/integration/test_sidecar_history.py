@@ -15,6 +15,7 @@ def _commit_dataset(repo: SecureRepo, content: str, message: str, seal: bool = T
     (data / "b.txt").write_text(content * 2)
     repo.dvc("add", "-q", "data")
     if seal:
+        repo.dvc("push", "-q")
         repo.secure("seal", "data")
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", message)
@@ -116,6 +117,7 @@ def test_fork_merged_without_reseal_detected_and_merge_seal_resolves(make_secure
     # the right way: re-seal while the merge is in progress
     repo.git("checkout", "-q", main)
     repo.git("merge", "-q", "--no-commit", "-X", "ours", "side")
+    repo.dvc("push", "-q")
     out = repo.secure("seal").stdout
     assert "sealed version 3" in out
     repo.git("add", "-A")
@@ -155,9 +157,7 @@ def test_seal_refuses_identity_outside_keyring(make_secure_repo, tmp_path: Path)
 def test_restore_returns_to_old_data_as_new_verified_version(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
     repo = make_secure_repo()
     _commit_dataset(repo, "v1", "v1")
-    repo.dvc("push", "-q")
     _commit_dataset(repo, "v2", "v2")
-    repo.dvc("push", "-q")
     # a fresh clone of the cache: restore must fetch version 1's objects from the remote
     import shutil
 
@@ -184,9 +184,7 @@ def test_restore_of_unknown_version_is_a_usage_error(make_secure_repo) -> None: 
 def test_gc_cannot_silently_destroy_sealed_revision(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
     repo = make_secure_repo()
     _commit_dataset(repo, "v1", "v1")
-    repo.dvc("push", "-q")
     _commit_dataset(repo, "v2", "v2")
-    repo.dvc("push", "-q")
     before = repo.stored_objects()
     proc = repo.dvc("gc", "-c", "-w", "-f")
     assert "sealed versions still need" in proc.stdout + proc.stderr
@@ -200,3 +198,99 @@ def test_gc_cannot_silently_destroy_sealed_revision(make_secure_repo) -> None:  
     repo.dvc("remote", "modify", "--local", "vault", "allow_gc_sealed", "true")
     repo.dvc("gc", "-c", "-w", "-f")
     assert len(repo.stored_objects()) < len(before)
+
+
+def _storage_files(repo: SecureRepo) -> list[Path]:
+    return [p for p in repo.stored_objects() if "dvc-secure" not in p.parts]
+
+
+def test_remote_verify_needs_no_key(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    repo.env["DVC_SECURE_IDENTITY_FILE"] = str(tmp_path / "no-such-identity")
+    rc, findings = _findings(repo, "--remote")
+    assert (rc, findings) == (0, [])
+
+
+def test_remote_object_deleted_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    _storage_files(repo)[0].unlink()
+    rc, findings = _findings(repo, "--remote")
+    assert rc == 1 and [f["code"] for f in findings] == ["remote-object-missing"]
+
+
+def test_remote_object_truncated_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    victim = _storage_files(repo)[0]
+    victim.write_bytes(victim.read_bytes()[:-10])
+    rc, findings = _findings(repo, "--remote")
+    assert rc == 1 and [f["code"] for f in findings] == ["remote-object-size-mismatch"]
+
+
+def test_remote_object_corrupted_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    victim = _storage_files(repo)[0]
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    rc, findings = _findings(repo, "--remote")
+    assert rc == 1 and [f["code"] for f in findings] == ["remote-object-corrupted"]
+
+
+def test_remote_objects_swapped_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    a, b = _storage_files(repo)[:2]
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)
+    rc, findings = _findings(repo, "--remote")
+    assert rc == 1
+    assert {f["code"] for f in findings} <= {"remote-object-corrupted", "remote-object-size-mismatch"}
+    assert len(findings) == 2
+
+
+def test_deep_verify_passes_and_catches_writer_substituted_content(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from dvc_secure.format.object_format import EncryptingReader
+    from dvc_secure.secure_store import LazyRepoKeys
+
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    assert _findings(repo, "--deep") == (0, [])
+    # a writer (valid signing key) replaces a.txt's object with other content
+    import hashlib
+    import os
+
+    oid = hashlib.md5(b"v1").hexdigest()
+    rel = f"files/md5/{oid[:2]}/{oid[2:]}"
+    os.environ["DVC_SECURE_IDENTITY_FILE"] = str(repo.identity_file)
+    try:
+        keys = LazyRepoKeys(str(repo.root / ".dvc")).get()
+    finally:
+        del os.environ["DVC_SECURE_IDENTITY_FILE"]
+    from dvc_secure.format.names import hide_name
+
+    target = repo.storage / hide_name(keys.name_key, rel)
+    assert target.is_file()
+    forged = EncryptingReader(io.BytesIO(b"v9"), data_key=keys.keyset.key_for_epoch(1), epoch=1,
+                              object_id=rel.encode(), signer=keys.signer())
+    target.write_bytes(forged.read())
+    rc, findings = _findings(repo, "--deep")
+    assert rc == 1 and [f["code"] for f in findings] == ["deep-content-mismatch"]
+
+
+def test_verify_remote_all_revisions_after_sealed_data_erased(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    _commit_dataset(repo, "v2", "v2")
+    assert _findings(repo, "--remote", "--all-revisions") == (0, [])
+    repo.dvc("remote", "modify", "--local", "vault", "allow_gc_sealed", "true")
+    repo.dvc("gc", "-c", "-w", "-f")
+    rc, findings = _findings(repo, "--remote", "--all-revisions")
+    assert rc == 1
+    assert {f["code"] for f in findings} == {"remote-object-missing"}

@@ -1,0 +1,23 @@
+"""Opening a repository's secure remote by name, outside a DVC command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dvc_secure.dvc_adapter.compat import cloud_fs_getter
+from dvc_secure.dvc_adapter.secure_fs import SecureFileSystem, SecureFsspec
+from dvc_secure.errors import ConfigurationError
+
+
+def open_secure_remote(dvc_dir: Path, name: str) -> SecureFsspec:
+    """The secure filesystem of remote ``name`` (keys load lazily, on first need)."""
+    from dvc.config import Config, RemoteNotFoundError
+
+    config = Config(dvc_dir=str(dvc_dir))
+    try:
+        cls, conf, _path = cloud_fs_getter()(config, name=name)
+    except RemoteNotFoundError:
+        raise ConfigurationError(f"DVC remote '{name}' does not exist") from None
+    if not issubclass(cls, SecureFileSystem):
+        raise ConfigurationError(f"DVC remote '{name}' is not a secure:// remote")
+    return SecureFileSystem(**conf).fs

@@ -1,0 +1,185 @@
+"""``verify --remote`` and ``verify --deep``: is every sealed revision complete on its remote?
+
+``--remote`` needs read access to the storage and no key: it fetches each output's remote
+index (pinned by digest in the sidecar) and re-hashes every stored ciphertext against it.
+``--deep`` needs a reader identity: it downloads, authenticates and decrypts every object
+(keeping no plaintext) and checks each file's SHA-256 against the sealed manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from dvc_secure.dvc_adapter.remote_access import open_secure_remote
+from dvc_secure.dvc_adapter.secure_fs import SecureFsspec
+from dvc_secure.errors import DvcSecureError
+from dvc_secure.sealing import manifest_rel, object_rel
+from dvc_secure.sidecar.model import SealedOutput, Sidecar
+from dvc_secure.sidecar.remote_index import StoredObject, index_storage_path, parse_index
+from dvc_secure.verification.engine import Finding
+
+NOT_INDEXED = "output-not-indexed"
+INDEX_MISSING = "remote-index-missing"
+INDEX_BAD = "remote-index-corrupted"
+OBJECT_MISSING = "remote-object-missing"
+OBJECT_TRUNCATED = "remote-object-size-mismatch"
+OBJECT_CORRUPTED = "remote-object-corrupted"
+DEEP_FAILED = "deep-object-failed"
+DEEP_MISMATCH = "deep-content-mismatch"
+
+
+@dataclass(frozen=True)
+class _Job:
+    rev: str
+    dataset: str
+    output: str
+
+
+class RemoteChecker:
+    def __init__(self, dvc_dir: Path, jobs: int = 4) -> None:
+        self.dvc_dir = dvc_dir
+        self.jobs = jobs
+        self._remotes: dict[str, SecureFsspec] = {}
+        self._hashed: dict[tuple[str, str], StoredObject | None] = {}
+
+    def _fs(self, name: str) -> SecureFsspec:
+        if name not in self._remotes:
+            self._remotes[name] = open_secure_remote(self.dvc_dir, name)
+        return self._remotes[name]
+
+    # --- --remote ---------------------------------------------------------------------------
+
+    def _hash_stored(self, fs: SecureFsspec, path: str) -> StoredObject | None:
+        key = (fs.fsid, path)
+        if key not in self._hashed:
+            h = hashlib.sha256()
+            size = 0
+            try:
+                with fs.inner.open(fs.storage_path(path), "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                        size += len(chunk)
+                self._hashed[key] = StoredObject(path, size, h.hexdigest())
+            except FileNotFoundError:
+                self._hashed[key] = None
+        return self._hashed[key]
+
+    def check_remote(self, sealed: Iterable[tuple[str, Sidecar]]) -> list[Finding]:
+        findings: list[Finding] = []
+        work: list[tuple[_Job, SecureFsspec, StoredObject]] = []
+        for rev, sc in sealed:
+            for out in sc.outputs:
+                job = _Job(rev, sc.metafile, out.path)
+                if out.remote_index is None:
+                    findings.append(Finding(rev, sc.metafile, NOT_INDEXED,
+                                            f"output {out.path} of version {sc.version} was sealed "
+                                            "offline: its remote ciphertext is not pinned",
+                                            f"dvc push, then seal a new version: dvc-secure seal {sc.metafile}"))
+                    continue
+                fs = self._fs(out.remote)
+                try:
+                    with fs.inner.open(fs.storage_path(index_storage_path(out.remote_index)), "rb") as f:
+                        entries = parse_index(f.read(), out.remote_index)
+                except FileNotFoundError:
+                    findings.append(Finding(rev, sc.metafile, INDEX_MISSING,
+                                            f"the remote index of {out.path} (version {sc.version}) "
+                                            f"is missing from remote '{out.remote}'",
+                                            "re-push from a clone that has the data and re-seal"))
+                    continue
+                except DvcSecureError as exc:
+                    findings.append(Finding(rev, sc.metafile, INDEX_BAD, exc.message,
+                                            "restore the remote from a backup copy"))
+                    continue
+                work.extend((job, fs, e) for e in entries)
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            results = list(pool.map(lambda w: (w, self._hash_stored(w[1], w[2].path)), work))
+        reported: set[tuple[str, str, str]] = set()
+        for (job, _fs, expected), actual in results:
+            key = (job.rev, job.dataset, expected.path)
+            if key in reported:
+                continue
+            problem = None
+            if actual is None:
+                problem = (OBJECT_MISSING, "is missing")
+            elif actual.size != expected.size:
+                problem = (OBJECT_TRUNCATED, f"has {actual.size} bytes, sealed {expected.size}")
+            elif actual.sha256 != expected.sha256:
+                problem = (OBJECT_CORRUPTED, "does not hash to the sealed ciphertext (corrupted "
+                           "or replaced)")
+            if problem:
+                reported.add(key)
+                findings.append(Finding(job.rev, job.dataset, problem[0],
+                                        f"stored object {expected.path} of output {job.output} "
+                                        f"{problem[1]}",
+                                        "push it again from a clone whose cache has it "
+                                        "(dvc push), or restore it from a backup remote"))
+        return findings
+
+    # --- --deep -------------------------------------------------------------------------------
+
+    def _manifest(self, fs: SecureFsspec, out: SealedOutput) -> list[dict[str, object]]:
+        local = self.dvc_dir / "cache" / "secure" / "manifests" / out.sha256
+        data = local.read_bytes() if local.is_file() else None
+        if data is None or hashlib.sha256(data).hexdigest() != out.sha256:
+            with fs.open("/" + manifest_rel(out.sha256), "rb") as f:
+                data = f.read()
+        if hashlib.sha256(data).hexdigest() != out.sha256:
+            raise DvcSecureError(f"manifest of {out.path} does not match its sealed digest")
+        files = json.loads(data)["files"]
+        return files if isinstance(files, list) else []
+
+    def check_deep(self, sealed: Iterable[tuple[str, Sidecar]]) -> list[Finding]:
+        findings: list[Finding] = []
+        work: list[tuple[_Job, SecureFsspec, str, str | None]] = []  # job, fs, oid, expected sha
+        for rev, sc in sealed:
+            for out in sc.outputs:
+                job = _Job(rev, sc.metafile, out.path)
+                fs = self._fs(out.remote)
+                if out.is_dir:
+                    try:
+                        files = self._manifest(fs, out)
+                    except (DvcSecureError, FileNotFoundError, ValueError, KeyError) as exc:
+                        findings.append(Finding(rev, sc.metafile, DEEP_FAILED,
+                                                f"manifest of {out.path} (version {sc.version}) is "
+                                                f"unavailable: {getattr(exc, 'message', exc)}",
+                                                "re-seal from a clone that has the data"))
+                        continue
+                    work.append((job, fs, out.oid, None))
+                    work.extend((job, fs, str(f["md5"]), str(f["sha256"])) for f in files)
+                else:
+                    work.append((job, fs, out.oid, out.sha256))
+
+        seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+        def run(item: tuple[_Job, SecureFsspec, str, str | None]) -> tuple[str | None, str | None]:
+            _job, fs, oid, _ = item
+            key = (fs.fsid, oid)
+            if key not in seen:
+                try:
+                    seal = fs.verify_object("/" + object_rel(oid))
+                    seen[key] = (seal.plaintext_sha256.hex(), None)
+                except FileNotFoundError:
+                    seen[key] = (None, "is missing from the remote")
+                except DvcSecureError as exc:
+                    seen[key] = (None, exc.message)
+            return seen[key]
+
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            results = list(pool.map(run, work))
+        for (job, _fs, oid, expected), (actual, error) in zip(work, results):
+            if error is not None:
+                findings.append(Finding(job.rev, job.dataset, DEEP_FAILED,
+                                        f"object {oid} of output {job.output} {error}",
+                                        "push it again from a clone whose cache has it"))
+            elif expected is not None and actual != expected:
+                findings.append(Finding(job.rev, job.dataset, DEEP_MISMATCH,
+                                        f"object {oid} of output {job.output} decrypts to content "
+                                        "whose SHA-256 differs from the sealed one",
+                                        "a writer pushed other content under this id: investigate "
+                                        "its signer, then push the right data and re-seal"))
+        return findings
