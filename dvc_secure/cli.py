@@ -108,7 +108,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     repo = find_repo()
     report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions,
-                            remote=args.remote, deep=args.deep, jobs=args.jobs)
+                            remote=args.remote, deep=args.deep, jobs=args.jobs,
+                            use_cache=not args.no_cache)
     if args.junit:
         Path(args.junit).write_text(render_junit(report), encoding="utf-8")
     print(render_json(report) if args.json else render_text(report))
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep", action="store_true",
                    help="also download, decrypt and re-hash everything (needs a reader identity)")
     p.add_argument("--jobs", "-j", type=int, default=4, help="parallel remote reads (default 4)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ignore the local cache of already verified history (walk it all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     p.set_defaults(func=cmd_verify)

@@ -3,6 +3,7 @@ history to the verification engine and collect what it finds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from dvc_secure.git_adapter.history import (
 )
 from dvc_secure.keys.keyring import Keyring
 from dvc_secure.sidecar.model import SIDECAR_SUFFIX, Sidecar
-from dvc_secure.verification.engine import Finding, HistoryVerifier
+from dvc_secure.verification.engine import ChainState, Finding, Head, HistoryVerifier
 
 
 @dataclass
@@ -44,8 +45,54 @@ def _all_tips(repo: pygit2.Repository) -> list[pygit2.Commit]:
     return tips
 
 
+class VerifyCache:
+    """Chain states of recently verified commits, so verifying a new commit on top of an
+    already verified history does not walk that history again. Lives in the git
+    directory (never committed). A damaged file is ignored; CI normally starts without it
+    and verifies the whole history."""
+
+    VERSION = 1
+    KEEP = 64
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.path = Path(repo.path) / "dvc-secure" / "verify-cache.json"
+        self.states: dict[str, ChainState] = {}
+        self.known: dict[str, list[str]] = {}
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            if doc.get("version") == self.VERSION:
+                for rev, st in doc["states"].items():
+                    self.states[rev] = ChainState(
+                        {k: Head(v[0], int(v[1])) for k, v in st["heads"].items()},
+                        {k: int(v) for k, v in st["high_water"].items()})
+                self.known = {k: list(v) for k, v in doc["known"].items()}
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            self.states, self.known = {}, {}
+
+    def save(self, verifier: HistoryVerifier, revs: list[str]) -> None:
+        for rev in revs:
+            if rev in verifier.states:
+                self.states.pop(rev, None)
+                self.states[rev] = verifier.states[rev]
+        keep = list(self.states.items())[-self.KEEP:]
+        doc = {
+            "version": self.VERSION,
+            "states": {rev: {"heads": {k: [h.digest, h.version] for k, h in st.heads.items()},
+                             "high_water": st.high_water} for rev, st in keep},
+            "known": {k: list(v) for k, v in verifier.known.items()},
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            pass  # a cache: never worth failing a verification over
+
+
 def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False,
-                   remote: bool = False, deep: bool = False, jobs: int = 4) -> VerifyReport:
+                   remote: bool = False, deep: bool = False, jobs: int = 4,
+                   use_cache: bool = True) -> VerifyReport:
     repo = open_repository(root)
     reader = SnapshotReader(repo)
     if all_revisions:
@@ -65,11 +112,32 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     if not tips:
         return report
     verifier = HistoryVerifier()
+    # the cache only skips history *outside* the requested revisions; --all-revisions and
+    # the remote levels need every sidecar, so they always walk everything
+    cache = VerifyCache(repo) if use_cache and targets is not None and not (remote or deep) else None
+    hide: set[str] = set()
+    if cache is not None and cache.states:
+        for cached_rev, state in cache.states.items():
+            if targets is None or cached_rev not in targets:
+                if cached_rev in repo:
+                    verifier.seed(cached_rev, state)
+                    hide.add(cached_rev)
+        verifier.seed_known(cache.known)
+    commits = reader.ancestry(tips, hide)
+    if hide:
+        # every parent must be either walked now or seeded from the cache; otherwise
+        # (e.g. a merge of a branch the cache never saw) walk the whole history
+        have = set(verifier.states) | {str(c.id) for c in commits}
+        if any(str(p) not in have for c in commits for p in c.parent_ids):
+            verifier = HistoryVerifier()
+            commits = reader.ancestry(tips)
     sealed: dict[str, tuple[str, Sidecar]] = {}
-    for commit in reader.ancestry(tips):
+    processed: list[str] = []
+    for commit in commits:
         snap = reader.snapshot(commit)
         found = verifier.verify(snap)
         cid = str(commit.id)
+        processed.append(cid)
         if targets is None or cid in targets:
             report.revisions.append(cid)
             report.findings.extend(found)
@@ -77,6 +145,9 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
             for mf in snap.metafiles.values():
                 if mf.sidecar is not None and mf.sidecar.digest not in sealed:
                     sealed[mf.sidecar.digest] = (cid, mf.sidecar)
+    if cache is not None and processed:
+        keep = [str(p) for t in tips for p in t.parent_ids] + [str(t.id) for t in tips]
+        cache.save(verifier, [r for r in keep if r in verifier.states])
     if remote or deep:
         from dvc_secure.remote_check import RemoteChecker
 

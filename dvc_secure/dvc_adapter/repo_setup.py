@@ -17,16 +17,13 @@ class RepoInfo:
 
 
 def find_repo(start: Path | None = None) -> RepoInfo:
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
-
-    try:
-        root = Repo.find_root(str(start or Path.cwd()))
-    except NotDvcRepoError:
-        raise ConfigurationError(
-            "not inside a DVC repository", hint="run 'git init && dvc init' first"
-        ) from None
-    return RepoInfo(root=Path(root), dvc_dir=Path(root) / Repo.DVC_DIR)
+    """The nearest directory upwards that holds a ``.dvc`` directory (as DVC finds it),
+    without importing DVC: hooks and ``verify`` must start fast."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".dvc").is_dir():
+            return RepoInfo(root=candidate, dvc_dir=candidate / ".dvc")
+    raise ConfigurationError("not inside a DVC repository", hint="run 'git init && dvc init' first")
 
 
 def add_secure_remote(repo: RepoInfo, wrapped: str, name: str, make_default: bool) -> str:

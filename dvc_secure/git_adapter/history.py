@@ -21,6 +21,7 @@ from dvc_secure.sidecar.model import SIDECAR_SUFFIX, Sidecar
 from dvc_secure.verification.engine import MetafileState, Snapshot
 
 KEYRING_PATH = ".dvc/secure/keyring.json"
+_SUFFIXES = (".dvc", SIDECAR_SUFFIX)
 _ENUMS = getattr(pygit2, "enums", None)
 # parents before children; pygit2 < 1.14 only has the module-level constants
 PARENTS_FIRST = (
@@ -51,6 +52,7 @@ class SnapshotReader:
         self.repo = repo
         self._tree_files: dict[str, dict[str, str]] = {}
         self._blobs: dict[tuple[str, str], _Parsed] = {}
+        self._states: dict[tuple[str, str, str | None], MetafileState] = {}
 
     # --- commits -------------------------------------------------------------------------
 
@@ -98,7 +100,8 @@ class SnapshotReader:
                 assert isinstance(sub, pygit2.Tree)
                 for p, b in self._relevant_files(sub).items():
                     found[f"{name}/{p}"] = b
-            elif entry.type_str == "blob" and (is_metafile(name) or name.endswith(SIDECAR_SUFFIX)):
+            elif entry.type_str == "blob" and (name.endswith(_SUFFIXES) or name == "dvc.lock") \
+                    and (is_metafile(name) or name.endswith(SIDECAR_SUFFIX)):
                 found[name] = str(entry.id)
         self._tree_files[key] = found
         return found if not prefix else {prefix + p: b for p, b in found.items()}
@@ -146,7 +149,14 @@ class SnapshotReader:
             trust_error = kr.error or ""
         metafiles: dict[str, MetafileState] = {}
         for path, blob in files.items():
-            if not is_metafile(path):
+            if path.endswith(SIDECAR_SUFFIX) or not is_metafile(path):
+                continue
+            sc_blob = files.get(path + SIDECAR_SUFFIX)
+            # one object per (metafile, sidecar) content: the engine memoises by identity
+            key = (path, blob, sc_blob)
+            cached = self._states.get(key)
+            if cached is not None:
+                metafiles[path] = cached
                 continue
             outs = self.parse_blob("metafile", blob, path)
             declared = outs.value if isinstance(outs.value, dict) else {}
@@ -159,7 +169,7 @@ class SnapshotReader:
                 sidecar_error = parsed.error
             elif outs.error:
                 sidecar_error = f"metafile unreadable: {outs.error}"
-            metafiles[path] = MetafileState(
+            metafiles[path] = self._states[key] = MetafileState(
                 path=path,
                 outputs={p: o.oid for p, o in declared.items()},
                 sidecar=sidecar,

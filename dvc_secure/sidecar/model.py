@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from dvc_secure.errors import SidecarError
 from dvc_secure.format.primitives import SigningKeyPair, ed25519_verify
@@ -153,12 +153,21 @@ class Sidecar:
         }
 
     def canonical_bytes(self) -> bytes:
-        return canonical_json(self.signed_dict())
+        # memoised: instances are immutable, and history walks ask for it many times
+        cached = self.__dict__.get("_canonical")
+        if cached is None:
+            cached = canonical_json(self.signed_dict())
+            object.__setattr__(self, "_canonical", cached)
+        return cast(bytes, cached)
 
     @property
     def digest(self) -> str:
         """Identity of this version in the chain: SHA-256 of the canonical signed bytes."""
-        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            cached = hashlib.sha256(self.canonical_bytes()).hexdigest()
+            object.__setattr__(self, "_digest", cached)
+        return cast(str, cached)
 
     def to_bytes(self) -> bytes:
         """Deterministic pretty JSON for git: sorted keys, one field per line."""

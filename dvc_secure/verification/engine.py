@@ -99,13 +99,36 @@ class HistoryVerifier:
 
     def __init__(self) -> None:
         self.states: dict[str, ChainState] = {}
-        self.sidecars: dict[str, Sidecar] = {}  # digest -> sidecar, across all revisions
+        # every sidecar seen in this history: digest -> its ``previous`` links
+        self.known: dict[str, tuple[str, ...]] = {}
+        # trust objects are shared between revisions that did not change the policy, so
+        # their key tables and signature results are computed once per policy
+        self._keys: dict[int, tuple[TrustView, dict[str, bytes]]] = {}
+        self._signed: dict[tuple[str, int], bool] = {}
+        self._static: dict[tuple[int, int], tuple[object, object, list[tuple[str, str, str]]]] = {}
 
-    def seed(self, rev: str, state: ChainState, sidecars: Iterable[Sidecar] = ()) -> None:
+    def _sealer_keys(self, trust: TrustView) -> dict[str, bytes]:
+        hit = self._keys.get(id(trust))
+        if hit is None or hit[0] is not trust:
+            hit = (trust, dict(trust.sealer_keys()))
+            self._keys[id(trust)] = hit
+        return hit[1]
+
+    def _validly_signed(self, sc: Sidecar, trust: TrustView) -> bool:
+        key = (sc.digest, id(trust))
+        ok = self._signed.get(key)
+        if ok is None:
+            ok = bool(sc.valid_signers(self._sealer_keys(trust)))
+            self._signed[key] = ok
+        return ok
+
+    def seed(self, rev: str, state: ChainState) -> None:
         """Start from an already verified revision (incremental verification)."""
         self.states[rev] = state
-        for sc in sidecars:
-            self.sidecars[sc.digest] = sc
+
+    def seed_known(self, known: Mapping[str, Iterable[str]]) -> None:
+        for digest, previous in known.items():
+            self.known.setdefault(digest, tuple(previous))
 
     def verify(self, snap: Snapshot) -> list[Finding]:
         findings: list[Finding] = []
@@ -130,7 +153,7 @@ class HistoryVerifier:
             findings.extend(self._check_metafile(snap, mf, parent_heads, state))
         for sc in (m.sidecar for m in snap.metafiles.values()):
             if sc is not None:
-                self.sidecars.setdefault(sc.digest, sc)
+                self.known.setdefault(sc.digest, sc.previous)
         self.states[snap.rev] = state
         return findings
 
@@ -138,6 +161,23 @@ class HistoryVerifier:
 
     def _check_metafile(self, snap: Snapshot, mf: MetafileState, parent_heads: list[Head],
                         state: ChainState) -> list[Finding]:
+        sc = mf.sidecar
+        if sc is not None and len(parent_heads) == 1 and parent_heads[0].digest == sc.digest:
+            # unchanged since the parent: only the revision-local checks can differ, and
+            # those depend on nothing but (metafile state, trust) -> memoise them
+            key = (id(mf), id(snap.trust))
+            hit = self._static.get(key)
+            if hit is None or hit[0] is not mf or hit[1] is not snap.trust:
+                found = self._check_metafile_full(snap, mf, parent_heads, state)
+                self._static[key] = (mf, snap.trust, [(f.code, f.message, f.fix) for f in found])
+                return found
+            state.heads[mf.path] = parent_heads[0]
+            state.high_water[mf.path] = max(state.high_water.get(mf.path, 0), sc.version)
+            return [Finding(snap.rev, mf.path, c, m, x) for c, m, x in hit[2]]
+        return self._check_metafile_full(snap, mf, parent_heads, state)
+
+    def _check_metafile_full(self, snap: Snapshot, mf: MetafileState, parent_heads: list[Head],
+                             state: ChainState) -> list[Finding]:
         rev, name = snap.rev, mf.path
         out: list[Finding] = []
         seal_cmd = f"dvc-secure seal {name}"
@@ -167,8 +207,8 @@ class HistoryVerifier:
                     f"restore the right sidecar or re-seal: {seal_cmd}")
 
         if snap.trust is not None:
-            keys = snap.trust.sealer_keys()
-            if not sc.valid_signers(dict(keys)):
+            keys = self._sealer_keys(snap.trust)
+            if not self._validly_signed(sc, snap.trust):
                 role = snap.trust.role_of(sc.signer_keyid)
                 if role is not None and sc.signer_keyid not in keys:
                     finding(READER_SIGNED,
@@ -207,9 +247,9 @@ class HistoryVerifier:
         state.high_water[name] = max(state.high_water.get(name, 0), sc.version)
         return out
 
-    def _descends_from(self, sc: Sidecar, ancestor: str, limit: int) -> bool:
-        """Is ``ancestor`` reachable from ``sc`` through ``previous`` links?"""
-        stack, seen = list(sc.previous), set()
+    def _descends_from(self, previous: Iterable[str], ancestor: str, limit: int) -> bool:
+        """Is ``ancestor`` reachable from these ``previous`` links?"""
+        stack, seen = list(previous), set()
         while stack and len(seen) < limit:
             d = stack.pop()
             if d == ancestor:
@@ -217,9 +257,7 @@ class HistoryVerifier:
             if d in seen:
                 continue
             seen.add(d)
-            prev = self.sidecars.get(d)
-            if prev is not None:
-                stack.extend(prev.previous)
+            stack.extend(self.known.get(d, ()))
         return False
 
     def _check_chain(self, rev: str, name: str, sc: Sidecar, parent_heads: list[Head],
@@ -232,10 +270,9 @@ class HistoryVerifier:
         if sc.digest in distinct:
             # unchanged from a parent; at a merge the other side must be an ancestor of it
             for d, h in distinct.items():
-                if d == sc.digest or self._descends_from(sc, d, limit):
+                if d == sc.digest or self._descends_from(sc.previous, d, limit):
                     continue
-                other = self.sidecars.get(d)
-                if other is not None and self._descends_from(other, sc.digest, limit):
+                if self._descends_from(self.known.get(d, ()), sc.digest, limit):
                     out.append(Finding(
                         rev, name, ROLLBACK,
                         f"the merge kept version {sc.version} of {name} and dropped the newer "
@@ -250,7 +287,7 @@ class HistoryVerifier:
                         f"covers both: {seal_cmd}"))
             return out
 
-        if sc.digest in self.sidecars and sc.version <= high:
+        if sc.digest in self.known and sc.version <= high:
             out.append(Finding(
                 rev, name, REPLAY,
                 f"an older sidecar of {name} (version {sc.version}) was put back while version "
@@ -272,7 +309,7 @@ class HistoryVerifier:
                 f"version {sc.version} of {name} does not chain to the sidecar(s) of its parent "
                 "revision(s)",
                 f"re-seal on top of the current version: {seal_cmd}"))
-        elif not parent_heads and sc.previous and not all(p in self.sidecars for p in sc.previous):
+        elif not parent_heads and sc.previous and not all(p in self.known for p in sc.previous):
             out.append(Finding(
                 rev, name, CHAIN_BROKEN,
                 f"version {sc.version} of {name} chains to sidecars this history never had",

@@ -294,3 +294,29 @@ def test_verify_remote_all_revisions_after_sealed_data_erased(make_secure_repo) 
     rc, findings = _findings(repo, "--remote", "--all-revisions")
     assert rc == 1
     assert {f["code"] for f in findings} == {"remote-object-missing"}
+
+
+def test_incremental_verify_still_catches_rollback_on_new_commit(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    _commit_dataset(repo, "v2", "v2")
+    assert _findings(repo) == (0, [])  # caches the verified chain state
+    cache = Path(repo.git("rev-parse", "--git-dir").stdout.strip())
+    cache = (repo.root / cache if not cache.is_absolute() else cache) / "dvc-secure" / "verify-cache.json"
+    assert cache.is_file()
+    repo.git("revert", "--no-edit", "HEAD")
+    rc, findings = _findings(repo)
+    assert rc == 1 and [f["code"] for f in findings] == ["sidecar-replayed"]
+    # and the same verdict without the cache
+    assert _findings(repo, "--no-cache") == (rc, findings)
+
+
+def test_damaged_verify_cache_is_ignored(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    assert _findings(repo) == (0, [])
+    git_dir = Path(repo.git("rev-parse", "--absolute-git-dir").stdout.strip())
+    (git_dir / "dvc-secure" / "verify-cache.json").write_text("{not json")
+    _commit_dataset(repo, "v2", "v2 unsealed", seal=False)
+    rc, findings = _findings(repo)
+    assert rc == 1 and [f["code"] for f in findings] == ["metafile-not-bound"]
