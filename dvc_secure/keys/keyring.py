@@ -7,6 +7,7 @@ Unknown fields are preserved so that newer writers' additions survive a round tr
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,6 +177,11 @@ class Keyring:
     epochs: list[Epoch]
     signatures: list[dict[str, str]] = field(default_factory=list)
     unknown: dict[str, Any] = field(default_factory=dict)
+    # trust policy (TUF-root style): each change bumps policy_version, names its
+    # predecessor's digest and must be signed by `threshold` admins of the predecessor
+    threshold: int = 1
+    policy_version: int = 1
+    previous: str | None = None
 
     # --- construction -----------------------------------------------------------------
 
@@ -205,6 +211,9 @@ class Keyring:
             "format": KEYRING_FORMAT,
             "version": KEYRING_VERSION,
             "keyring_id": self.keyring_id,
+            "policy_version": self.policy_version,
+            "previous": self.previous,
+            "threshold": self.threshold,
             "current_epoch": self.current_epoch,
             "members": [m.to_dict() for m in self.members],
             "epochs": [e.to_dict() for e in self.epochs],
@@ -236,8 +245,23 @@ class Keyring:
         sigs = doc.get("signatures", [])
         if not isinstance(sigs, list) or not all(isinstance(x, dict) for x in sigs):
             raise KeyringError("keyring: 'signatures' must be a list of objects")
-        known = {"format", "version", "keyring_id", "current_epoch", "members", "epochs"}
+        known = {"format", "version", "keyring_id", "current_epoch", "members", "epochs",
+                 "threshold", "policy_version", "previous"}
+        threshold = s.get("threshold", 1)
+        policy_version = s.get("policy_version", 1)
+        previous = s.get("previous")
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+            raise KeyringError("keyring: threshold must be an integer >= 1")
+        if not isinstance(policy_version, int) or isinstance(policy_version, bool) or policy_version < 1:
+            raise KeyringError("keyring: policy_version must be an integer >= 1")
+        if (previous is None) != (policy_version == 1) or (
+                previous is not None and not (isinstance(previous, str) and len(previous) == 64)):
+            raise KeyringError("keyring: previous must be null for policy version 1 and the "
+                               "64-hex digest of the predecessor after")
         ring = cls(
+            threshold=threshold,
+            policy_version=policy_version,
+            previous=previous,
             keyring_id=_require(s, "keyring_id", str, "keyring"),
             current_epoch=_require(s, "current_epoch", int, "keyring"),
             members=[Member.from_dict(m) for m in _require(s, "members", list, "keyring")],
@@ -259,6 +283,9 @@ class Keyring:
         names = [m.name for m in self.members]
         if len(set(names)) != len(names):
             raise KeyringError("keyring: a member name repeats")
+        admins = sum(1 for m in self.members if m.role == "admin")
+        if self.threshold > admins:
+            raise KeyringError(f"keyring: threshold {self.threshold} exceeds the {admins} admin(s)")
 
     # --- signatures ---------------------------------------------------------------------
 
@@ -273,11 +300,26 @@ class Keyring:
             decode_signing_key(m.signing_key) for m in self.members
             if m.role == "admin" and m.signing_key)}
 
-    def verify_signatures(self, threshold: int = 1) -> list[str]:
-        """Key ids of admins with a valid signature; raises below ``threshold``."""
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+    @property
+    def policy_id(self) -> str:
+        return self.digest
+
+    def successor(self) -> Keyring:
+        """A copy to edit as the next policy version (unsigned until admins sign it)."""
+        nxt = Keyring.from_json(self.to_json())
+        nxt.policy_version = self.policy_version + 1
+        nxt.previous = self.digest
+        nxt.signatures = []
+        return nxt
+
+    def signed_by(self, admins: dict[str, bytes]) -> list[str]:
+        """Key ids among ``admins`` with a valid signature over this keyring."""
         msg = SIGN_LABEL + self.canonical_bytes()
-        admins = self.admin_keys()
-        good = []
+        good = set()
         for sig in self.signatures:
             key = admins.get(str(sig.get("keyid")))
             raw = sig.get("sig")
@@ -288,14 +330,38 @@ class Keyring:
             except ValueError:
                 continue
             if ed25519_verify(key, signature, msg):
-                good.append(key_fingerprint(key))
-        if len(set(good)) < threshold:
+                good.add(key_fingerprint(key))
+        return sorted(good)
+
+    def transition_problems(self, successor: Keyring) -> list[str]:
+        """Why ``successor`` may not follow this policy (empty: it may)."""
+        if successor.keyring_id != self.keyring_id:
+            return ["the keyring was replaced by another one (different keyring_id)"]
+        if successor.policy_version <= self.policy_version:
+            return [f"policy version went from {self.policy_version} to "
+                    f"{successor.policy_version} (rollback)"]
+        if successor.policy_version != self.policy_version + 1:
+            return [f"policy version jumped from {self.policy_version} to {successor.policy_version}"]
+        problems = []
+        if successor.previous != self.digest:
+            problems.append("the new policy does not name its predecessor's digest")
+        signers = successor.signed_by(self.admin_keys())
+        if len(signers) < self.threshold:
+            problems.append(f"signed by {len(signers)} of the previous admins; the previous "
+                            f"policy requires {self.threshold}")
+        return problems
+
+    def verify_signatures(self, threshold: int | None = None) -> list[str]:
+        """Key ids of admins with a valid signature; raises below the threshold."""
+        threshold = self.threshold if threshold is None else threshold
+        good = self.signed_by(self.admin_keys())
+        if len(good) < threshold:
             raise KeyringError(
                 "the repository keyring is not signed by an admin listed in it (edited by hand "
                 "or tampered with)",
                 hint="restore it with 'git checkout <last good commit> -- .dvc/secure/keyring.json'",
             )
-        return sorted(set(good))
+        return good
 
     # --- access -------------------------------------------------------------------------
 

@@ -28,6 +28,18 @@ class TrustView(Protocol):
         """Role of a known signing key id (e.g. 'reader'), None if unknown."""
         ...
 
+    @property
+    def policy_id(self) -> str:
+        """Digest identifying this exact policy."""
+        ...
+
+    @property
+    def policy_version(self) -> int: ...
+
+    def transition_problems(self, successor: TrustView) -> list[str]:
+        """Why ``successor`` may not directly follow this policy (empty: it may)."""
+        ...
+
 
 @dataclass(frozen=True)
 class MetafileState:
@@ -91,6 +103,8 @@ REPLAY = "sidecar-replayed"
 CHAIN_BROKEN = "chain-broken"
 FORK = "fork-unresolved"
 NO_TRUST = "no-trust-policy"
+POLICY_UNAUTHORIZED = "policy-change-unauthorized"
+POLICY_ROLLBACK = "policy-rollback"
 ORPHAN = "orphan-sidecar"
 
 
@@ -106,6 +120,7 @@ class HistoryVerifier:
         self._keys: dict[int, tuple[TrustView, dict[str, bytes]]] = {}
         self._signed: dict[tuple[str, int], bool] = {}
         self._static: dict[tuple[int, int], tuple[object, object, list[tuple[str, str, str]]]] = {}
+        self.trusts: dict[str, TrustView | None] = {}
 
     def _sealer_keys(self, trust: TrustView) -> dict[str, bytes]:
         hit = self._keys.get(id(trust))
@@ -138,6 +153,8 @@ class HistoryVerifier:
             for name, hw in ps.high_water.items():
                 state.high_water[name] = max(hw, state.high_water.get(name, 0))
 
+        self.trusts[snap.rev] = snap.trust
+        findings.extend(self._check_policy(snap))
         if snap.trust is None:
             findings.append(Finding(snap.rev, "", NO_TRUST,
                                     f"no valid trust policy: {snap.trust_error or 'missing'}",
@@ -156,6 +173,33 @@ class HistoryVerifier:
                 self.known.setdefault(sc.digest, sc.previous)
         self.states[snap.rev] = state
         return findings
+
+    def _check_policy(self, snap: Snapshot) -> list[Finding]:
+        """A policy may only change to its direct successor, signed by its admins."""
+        cur = snap.trust
+        parents = [self.trusts[p] for p in snap.parents if self.trusts.get(p) is not None]
+        if cur is None or not parents:
+            return []
+        if any(p is not None and p.policy_id == cur.policy_id for p in parents):
+            return []  # unchanged here (a merge may bring a change verified on its branch)
+        out = []
+        fix = ("restore .dvc/secure/keyring.json from the last trusted revision; policy changes "
+               "need the previous admins' signatures")
+        for p in parents:
+            assert p is not None
+            if p.policy_version >= cur.policy_version:
+                out.append(Finding(snap.rev, ".dvc/secure/keyring.json", POLICY_ROLLBACK,
+                                   f"trust policy went from version {p.policy_version} to "
+                                   f"{cur.policy_version}", fix))
+        if out:
+            return out
+        preds = [p for p in parents if p is not None and p.policy_version == cur.policy_version - 1]
+        problems = preds[0].transition_problems(cur) if preds else [
+            f"trust policy version jumped to {cur.policy_version}"]
+        if not problems:
+            return []
+        return [Finding(snap.rev, ".dvc/secure/keyring.json", POLICY_UNAUTHORIZED,
+                        f"trust policy changed without authority: {'; '.join(problems)}", fix)]
 
     # --- per metafile ----------------------------------------------------------------------
 

@@ -320,3 +320,26 @@ def test_damaged_verify_cache_is_ignored(make_secure_repo) -> None:  # type: ign
     _commit_dataset(repo, "v2", "v2 unsealed", seal=False)
     rc, findings = _findings(repo)
     assert rc == 1 and [f["code"] for f in findings] == ["metafile-not-bound"]
+
+
+def test_policy_changed_without_admin_signatures_detected(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dvc_secure.keys.identity import Identity
+    from dvc_secure.keys.keyring import Keyring, Member
+
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    path = repo.root / ".dvc" / "secure" / "keyring.json"
+    ring = Keyring.from_json(path.read_text())
+    mallory = Identity.generate()
+    assert mallory.signing is not None
+    forged = ring.successor()
+    # Mallory, who can push to git but holds no admin key, makes herself an admin and signs
+    # the result herself: valid under its own member list, not under the previous admins
+    forged.members.append(Member("mallory", mallory.recipient, "admin", mallory.signing_key, "x"))
+    forged.sign(mallory.signing)
+    path.write_text(forged.to_json())
+    repo.git("commit", "-q", "-am", "innocent-looking keyring update")
+    rc, findings = _findings(repo)
+    assert rc == 1
+    assert [f["code"] for f in findings] == ["policy-change-unauthorized"]
+    assert "previous admins" in findings[0]["message"]

@@ -31,6 +31,12 @@ class Trust:
             return "writer"
         return "reader" if keyid in self._readers else None
 
+    policy_id = "fixed-policy"
+    policy_version = 1
+
+    def transition_problems(self, successor: E.TrustView) -> list[str]:
+        return []
+
 
 TRUST = Trust([WRITER], [READER])
 
@@ -207,3 +213,73 @@ def test_findings_name_dataset_revision_and_fix(n: int) -> None:
     (f,) = v.verify(snap("bad", (f"c{n}",), scs[-1], oid="e" * 32))
     assert f.rev == "bad" and f.dataset == "data.dvc"
     assert "dvc-secure seal data.dvc" in f.fix
+
+
+# --- trust policy transitions, with real keyrings ------------------------------------------
+
+from dvc_secure.keys.identity import Identity  # noqa: E402
+from dvc_secure.keys.keyring import Keyring, Member  # noqa: E402
+
+
+def _policy_snap(rev: str, parents: tuple[str, ...], ring: Keyring) -> E.Snapshot:
+    return E.Snapshot(rev, parents, {}, Keyring.from_json(ring.to_json()))
+
+
+def test_policy_change_signed_by_previous_admin_accepted() -> None:
+    admin = Identity.generate()
+    v1 = Keyring.create(admin, "admin", "t")
+    v2 = v1.successor()
+    v2.threshold = 1
+    assert admin.signing is not None
+    v2.sign(admin.signing)
+    v = E.HistoryVerifier()
+    assert v.verify(_policy_snap("c1", (), v1)) == []
+    assert v.verify(_policy_snap("c2", ("c1",), v2)) == []
+
+
+def test_policy_takeover_by_self_signed_admin_detected() -> None:
+    admin, mallory = Identity.generate(), Identity.generate()
+    assert mallory.signing is not None
+    v1 = Keyring.create(admin, "admin", "t")
+    forged = v1.successor()
+    forged.members.append(Member("mallory", mallory.recipient, "admin", mallory.signing_key, "t"))
+    forged.sign(mallory.signing)  # valid under its own member list, not under v1's admins
+    v = E.HistoryVerifier()
+    v.verify(_policy_snap("c1", (), v1))
+    assert codes(v.verify(_policy_snap("c2", ("c1",), forged))) == [E.POLICY_UNAUTHORIZED]
+
+
+def test_policy_rollback_detected() -> None:
+    admin = Identity.generate()
+    assert admin.signing is not None
+    v1 = Keyring.create(admin, "admin", "t")
+    v2 = v1.successor()
+    v2.sign(admin.signing)
+    v = E.HistoryVerifier()
+    v.verify(_policy_snap("c1", (), v1))
+    v.verify(_policy_snap("c2", ("c1",), v2))
+    assert codes(v.verify(_policy_snap("c3", ("c2",), v1))) == [E.POLICY_ROLLBACK]
+
+
+def test_policy_threshold_enforced_for_successor() -> None:
+    a, b = Identity.generate(), Identity.generate()
+    assert a.signing is not None and b.signing is not None
+    v1 = Keyring.create(a, "a", "t")
+    v2 = v1.successor()
+    v2.members.append(Member("b", b.recipient, "admin", b.signing_key, "t"))
+    v2.threshold = 2
+    v2.sign(a.signing)
+    v2.sign(b.signing)
+    v3 = v2.successor()
+    v3.sign(a.signing)  # only one of the two required admins
+    v = E.HistoryVerifier()
+    v.verify(_policy_snap("c1", (), v1))
+    assert v.verify(_policy_snap("c2", ("c1",), v2)) == []
+    # v3 carries threshold 2 itself, so it does not even parse as trusted at c3 ...
+    import pytest as _pytest
+
+    from dvc_secure.errors import KeyringError
+    with _pytest.raises(KeyringError):
+        Keyring.from_json(v3.to_json()).verify_signatures()
+    # ... and as a transition it lacks the previous admins' quorum
+    assert "requires 2" in v2.transition_problems(v3)[0]
