@@ -343,3 +343,48 @@ def test_policy_changed_without_admin_signatures_detected(make_secure_repo, tmp_
     assert rc == 1
     assert [f["code"] for f in findings] == ["policy-change-unauthorized"]
     assert "previous admins" in findings[0]["message"]
+
+
+def test_remote_manifest_tampered_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import shutil
+
+    from dvc_secure.format.names import hide_name
+    from dvc_secure.secure_store import LazyRepoKeys
+
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    seal = json.loads((repo.root / "data.dvc.seal").read_text())
+    digest = seal["signed"]["outputs"]["data"]["sha256"]
+    os.environ["DVC_SECURE_IDENTITY_FILE"] = str(repo.identity_file)
+    try:
+        keys = LazyRepoKeys(str(repo.root / ".dvc")).get()
+    finally:
+        del os.environ["DVC_SECURE_IDENTITY_FILE"]
+    stored = repo.storage / hide_name(keys.name_key, f"secure/manifests/{digest}")
+    data = bytearray(stored.read_bytes())
+    data[-20] ^= 1
+    stored.write_bytes(bytes(data))
+    shutil.rmtree(repo.root / ".dvc" / "cache" / "secure")  # force the remote copy
+    rc, findings = _findings(repo, "--remote", "--deep")
+    assert rc == 1
+    assert {f["code"] for f in findings} == {"remote-object-corrupted", "deep-object-failed"}
+
+
+def test_pipeline_outputs_in_dvc_lock_are_sealed(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    (repo.root / "in.txt").write_text("input")
+    repo.dvc("stage", "add", "-q", "-n", "copy", "-d", "in.txt", "-o", "out.txt", "cp in.txt out.txt")
+    repo.dvc("repro", "-q")
+    repo.dvc("push", "-q")
+    out = repo.secure("seal", "dvc.lock").stdout
+    assert "dvc.lock.seal: sealed version 1" in out
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "pipeline")
+    assert _findings(repo, "--remote", "--deep") == (0, [])
+    (repo.root / "in.txt").write_text("changed")
+    repo.dvc("repro", "-q")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "repro without seal")
+    rc, findings = _findings(repo)
+    assert rc == 1 and [(f["dataset"], f["code"]) for f in findings] == [("dvc.lock", "metafile-not-bound")]
