@@ -109,7 +109,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     repo = find_repo()
     report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions,
                             remote=args.remote, deep=args.deep, jobs=args.jobs,
-                            use_cache=not args.no_cache)
+                            use_cache=not args.no_cache,
+                            root_policy=args.root_policy)
     if args.junit:
         Path(args.junit).write_text(render_junit(report), encoding="utf-8")
     print(render_json(report) if args.json else render_text(report))
@@ -146,6 +147,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     print(f"{result.metafile}: content of version {result.restored_version} checked out, "
           f"verified (SHA-256) and sealed as version {result.new_version}")
     print(f"next: git add {result.metafile} {result.metafile}.seal && git commit", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_policy_id(args: argparse.Namespace) -> int:
+    from dvc_secure.dvc_adapter.repo_setup import find_repo
+    from dvc_secure.keys.keyring import Keyring
+    from dvc_secure.repo_keyring import keyring_path
+
+    repo = find_repo()
+    ring = Keyring.from_json(keyring_path(repo.dvc_dir).read_text(encoding="utf-8"))
+    ring.verify_signatures()
+    print(ring.policy_id)
     return EXIT_OK
 
 
@@ -201,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep", action="store_true",
                    help="also download, decrypt and re-hash everything (needs a reader identity)")
     p.add_argument("--jobs", "-j", type=int, default=4, help="parallel remote reads (default 4)")
+    p.add_argument("--root-policy", metavar="SHA256",
+                   help="pin the first trust policy of the history (see 'dvc-secure policy-id')")
     p.add_argument("--no-cache", action="store_true",
                    help="ignore the local cache of already verified history (walk it all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -216,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="TARGET", help="dataset path or its .dvc file")
     p.add_argument("--version", type=int, required=True, help="sealed version to return to")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("policy-id", help="digest of the current trust policy (to pin in CI)")
+    p.set_defaults(func=cmd_policy_id)
 
     p = sub.add_parser("demo", help="self-contained demo: push, wipe, pull, inspect the ciphertext")
     p.add_argument("--dir", metavar="PATH", help="work here instead of a temporary directory")

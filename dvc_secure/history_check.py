@@ -18,7 +18,13 @@ from dvc_secure.git_adapter.history import (
 )
 from dvc_secure.keys.keyring import Keyring
 from dvc_secure.sidecar.model import SIDECAR_SUFFIX, Sidecar
-from dvc_secure.verification.engine import ChainState, Finding, Head, HistoryVerifier
+from dvc_secure.verification.engine import (
+    UNTRUSTED_ROOT,
+    ChainState,
+    Finding,
+    Head,
+    HistoryVerifier,
+)
 
 
 @dataclass
@@ -92,7 +98,7 @@ class VerifyCache:
 
 def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False,
                    remote: bool = False, deep: bool = False, jobs: int = 4,
-                   use_cache: bool = True) -> VerifyReport:
+                   use_cache: bool = True, root_policy: str | None = None) -> VerifyReport:
     repo = open_repository(root)
     reader = SnapshotReader(repo)
     if all_revisions:
@@ -111,10 +117,12 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     report = VerifyReport()
     if not tips:
         return report
-    verifier = HistoryVerifier()
+    verifier = HistoryVerifier(root_policy)
     # the cache only skips history *outside* the requested revisions; --all-revisions and
     # the remote levels need every sidecar, so they always walk everything
-    cache = VerifyCache(repo) if use_cache and targets is not None and not (remote or deep) else None
+    # (and a pinned root needs the walk to start at the root)
+    cache = VerifyCache(repo) if use_cache and targets is not None and not (
+        remote or deep or root_policy) else None
     hide: set[str] = set()
     if cache is not None and cache.states:
         for cached_rev, state in cache.states.items():
@@ -129,7 +137,7 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
         # (e.g. a merge of a branch the cache never saw) walk the whole history
         have = set(verifier.states) | {str(c.id) for c in commits}
         if any(str(p) not in have for c in commits for p in c.parent_ids):
-            verifier = HistoryVerifier()
+            verifier = HistoryVerifier(root_policy)
             commits = reader.ancestry(tips)
     sealed: dict[str, tuple[str, Sidecar]] = {}
     processed: list[str] = []
@@ -138,6 +146,9 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
         found = verifier.verify(snap)
         cid = str(commit.id)
         processed.append(cid)
+        if targets is not None and cid not in targets:
+            # a history that does not start from the pinned root taints every revision
+            report.findings.extend(f for f in found if f.code == UNTRUSTED_ROOT)
         if targets is None or cid in targets:
             report.revisions.append(cid)
             report.findings.extend(found)

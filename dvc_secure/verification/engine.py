@@ -105,13 +105,16 @@ FORK = "fork-unresolved"
 NO_TRUST = "no-trust-policy"
 POLICY_UNAUTHORIZED = "policy-change-unauthorized"
 POLICY_ROLLBACK = "policy-rollback"
+UNTRUSTED_ROOT = "untrusted-root-policy"
 ORPHAN = "orphan-sidecar"
 
 
 class HistoryVerifier:
     """Verifies snapshots in parents-first order; remembers every sidecar it has seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, root_policy: str | None = None) -> None:
+        """``root_policy``: digest the first trust policy in the history must have (pin)."""
+        self.root_policy = root_policy
         self.states: dict[str, ChainState] = {}
         # every sidecar seen in this history: digest -> its ``previous`` links
         self.known: dict[str, tuple[str, ...]] = {}
@@ -178,6 +181,12 @@ class HistoryVerifier:
         """A policy may only change to its direct successor, signed by its admins."""
         cur = snap.trust
         parents = [self.trusts[p] for p in snap.parents if self.trusts.get(p) is not None]
+        if cur is not None and not parents and self.root_policy is not None \
+                and cur.policy_id != self.root_policy:
+            return [Finding(snap.rev, ".dvc/secure/keyring.json", UNTRUSTED_ROOT,
+                            f"the history starts from trust policy {cur.policy_id[:16]}…, not "
+                            f"the pinned root {self.root_policy[:16]}… (history rewritten?)",
+                            "fetch the genuine history; only change the pinned root on purpose")]
         if cur is None or not parents:
             return []
         if any(p is not None and p.policy_id == cur.policy_id for p in parents):

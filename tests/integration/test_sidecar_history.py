@@ -388,3 +388,15 @@ def test_pipeline_outputs_in_dvc_lock_are_sealed(make_secure_repo) -> None:  # t
     repo.git("commit", "-q", "-m", "repro without seal")
     rc, findings = _findings(repo)
     assert rc == 1 and [(f["dataset"], f["code"]) for f in findings] == [("dvc.lock", "metafile-not-bound")]
+
+
+def test_rewritten_history_with_foreign_root_policy_detected(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    root = repo.secure("policy-id").stdout.strip()
+    assert _findings(repo, "--root-policy", root) == (0, [])
+    # an attacker force-pushes a history that starts from a keyring of their own
+    other = make_secure_repo(name="attacker")
+    _commit_dataset(other, "evil", "evil")
+    rc, findings = _findings(other, "--root-policy", root)
+    assert rc == 1 and [f["code"] for f in findings] == ["untrusted-root-policy"]
