@@ -81,7 +81,7 @@ def _default_member_name() -> str:
 
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - any platform failure: fall back to a neutral name
+    except Exception:  # no login name on this platform: a neutral default
         return "admin"
 
 

@@ -126,10 +126,9 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     hide: set[str] = set()
     if cache is not None and cache.states:
         for cached_rev, state in cache.states.items():
-            if targets is None or cached_rev not in targets:
-                if cached_rev in repo:
-                    verifier.seed(cached_rev, state)
-                    hide.add(cached_rev)
+            if (targets is None or cached_rev not in targets) and cached_rev in repo:
+                verifier.seed(cached_rev, state)
+                hide.add(cached_rev)
         verifier.seed_known(cache.known)
     commits = reader.ancestry(tips, hide)
     if hide:

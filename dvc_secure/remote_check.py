@@ -171,7 +171,7 @@ class RemoteChecker:
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             results = list(pool.map(run, work))
-        for (job, _fs, oid, expected), (actual, error) in zip(work, results):
+        for (job, _fs, oid, expected), (actual, error) in zip(work, results, strict=False):
             if error is not None:
                 findings.append(Finding(job.rev, job.dataset, DEEP_FAILED,
                                         f"object {oid} of output {job.output} {error}",

@@ -123,7 +123,7 @@ def build_manifest(listing: list[dict[str, str]], cache: CacheReader) -> tuple[b
         sha, size = cache.sha256(oid)
         files.append({"path": rel, "md5": oid, "sha256": sha, "size": size})
         total += size
-    files.sort(key=lambda f: f["path"])
+    files.sort(key=lambda f: str(f["path"]))
     doc = {"format": MANIFEST_FORMAT, "version": 1, "files": files}
     return canonical_json(doc), total, len(files)
 
@@ -146,8 +146,10 @@ def _committed_sidecar(repo: pygit2.Repository, ref: str, path: str) -> Sidecar 
         blob = commit.tree[path]
     except (KeyError, ValueError, pygit2.GitError):
         return None
-    data = repo[blob.id].data
-    return Sidecar.from_bytes(data, f"{ref}:{path}")
+    obj = repo[blob.id]
+    if not isinstance(obj, pygit2.Blob):
+        return None
+    return Sidecar.from_bytes(obj.data, f"{ref}:{path}")
 
 
 def _git_author(repo: pygit2.Repository) -> str:

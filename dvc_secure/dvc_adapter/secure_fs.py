@@ -7,6 +7,7 @@ default) the wrapped storage sees ``<xx>/<token>`` instead of DVC's MD5 object i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -37,8 +38,8 @@ from dvc_secure.format.object_format import (
 )
 from dvc_secure.plugin_manifest import load_manifest
 from dvc_secure.push_journal import PushJournal, journal_path
-from dvc_secure.sidecar.remote_index import StoredObject
 from dvc_secure.secure_store import LazyRepoKeys
+from dvc_secure.sidecar.remote_index import StoredObject
 
 logger = logging.getLogger("dvc_secure")
 
@@ -273,13 +274,13 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
 
     def isfile(self, path: str) -> bool:
         try:
-            return self.info(path)["type"] == "file"
+            return bool(self.info(path)["type"] == "file")
         except FileNotFoundError:
             return False
 
     def isdir(self, path: str) -> bool:
         try:
-            return self.info(path)["type"] == "directory"
+            return bool(self.info(path)["type"] == "directory")
         except FileNotFoundError:
             return False
 
@@ -384,7 +385,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         complete_size = ciphertext_size(size) if size is not None else None
         existed = self.inner.exists(target) if complete_size is None else None
         try:
-            self.inner.upload_fobj(reader, target)
+            self.inner.upload_fobj(cast(IO[bytes], reader), target)
         except BaseException:
             self._remove_partial(target, complete_size, existed)
             raise
@@ -406,14 +407,14 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             info = self.inner.info(target)
         except FileNotFoundError:
             return
-        except Exception:  # noqa: BLE001 - the upload error matters more
+        except Exception:  # the upload error matters more than this check's
             logger.warning("dvc-secure: could not check for a partial upload at %s", target)
             return
         partial = info.get("size") != complete_size if complete_size is not None else not existed
         if partial:
             try:
                 self.inner.rm_file(target)
-            except Exception:  # noqa: BLE001 - the upload error matters more
+            except Exception:  # the upload error matters more than this cleanup's
                 logger.warning("dvc-secure: could not remove partial upload %s", target)
 
     def _storage_rel(self, inner_path: str) -> str:
@@ -458,10 +459,8 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             os.replace(partial, lpath)
         except BaseException:
             # never leave unauthenticated plaintext where DVC could pick it up
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
-            except FileNotFoundError:
-                pass
             raise
 
     def verify_object(self, path: str) -> ObjectSeal:
@@ -650,7 +649,7 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
     def fsid(self) -> str:
         try:
             return self.fs.fsid
-        except Exception:  # noqa: BLE001 - DVC silently skips a remote whose fsid raises
+        except Exception:  # DVC silently skips a remote whose fsid raises: never raise
             return "secure_unresolved"
 
     def find(self, path: Any, prefix: bool = False, batch_size: int | None = None,

@@ -66,7 +66,7 @@ class SnapshotReader:
 
     def ancestry(self, tips: list[pygit2.Commit], stop: set[str] | None = None) -> list[pygit2.Commit]:
         """Every commit reachable from ``tips`` (minus ``stop``), parents before children."""
-        walker = self.repo.walk(tips[0].id, PARENTS_FIRST)
+        walker = self.repo.walk(tips[0].id, PARENTS_FIRST)  # type: ignore[arg-type]
         for tip in tips[1:]:
             walker.push(tip.id)
         for s in stop or ():

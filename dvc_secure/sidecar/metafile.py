@@ -30,7 +30,7 @@ def is_metafile(path: str) -> bool:
 def _load(data: bytes, where: str) -> Any:
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(data, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(data, Loader=loader)
     except yaml.YAMLError as exc:
         raise SidecarError(f"{where} is not valid YAML ({exc.__class__.__name__})") from None
 

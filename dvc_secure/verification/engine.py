@@ -302,7 +302,7 @@ class HistoryVerifier:
 
     def _descends_from(self, previous: Iterable[str], ancestor: str, limit: int) -> bool:
         """Is ``ancestor`` reachable from these ``previous`` links?"""
-        stack, seen = list(previous), set()
+        stack, seen = list(previous), set[str]()
         while stack and len(seen) < limit:
             d = stack.pop()
             if d == ancestor:

@@ -120,21 +120,21 @@ def test_sidecar_edited_after_signing_detected() -> None:
 
 def test_rollback_to_lower_version_detected() -> None:
     v = E.HistoryVerifier()
-    s1, s2 = linear(v, 2)
+    _s1, _s2 = linear(v, 2)
     fake = seal("9" * 32, 1, ())
     assert codes(v.verify(snap("c3", ("c2",), fake))) == [E.ROLLBACK]
 
 
 def test_repeated_version_detected() -> None:
     v = E.HistoryVerifier()
-    s1, s2 = linear(v, 2)
+    s1, _s2 = linear(v, 2)
     again = seal("9" * 32, 2, (s1.digest,))
     assert codes(v.verify(snap("c3", ("c2",), again))) == [E.ROLLBACK]
 
 
 def test_replayed_older_signed_sidecar_detected() -> None:
     v = E.HistoryVerifier()
-    s1, s2, s3 = linear(v, 3)
+    _s1, s2, _s3 = linear(v, 3)
     # a `git revert` or hand copy puts version 2 back
     assert codes(v.verify(snap("c4", ("c3",), s2))) == [E.REPLAY]
 
@@ -148,7 +148,7 @@ def test_version_jump_detected() -> None:
 
 def test_chain_to_foreign_sidecar_detected() -> None:
     v = E.HistoryVerifier()
-    (s1,) = linear(v, 1)
+    (_s1,) = linear(v, 1)
     stray = seal("2" * 32, 2, ("cd" * 32,))
     assert codes(v.verify(snap("c2", ("c1",), stray))) == [E.CHAIN_BROKEN]
 
@@ -176,7 +176,7 @@ def test_fork_resolved_by_merge_seal_is_accepted() -> None:
 
 def test_merge_dropping_newer_version_detected() -> None:
     v = E.HistoryVerifier()
-    s1, s2 = linear(v, 2)
+    s1, _s2 = linear(v, 2)
     # side branch from c1 that never re-sealed, merged and its (older) side kept
     v.verify(snap("side", ("c1",), s1))
     assert codes(v.verify(snap("m", ("c2", "side"), s1))) == [E.ROLLBACK]
@@ -191,7 +191,7 @@ def test_fast_forward_merge_is_accepted() -> None:
 
 def test_dataset_readded_with_old_version_detected() -> None:
     v = E.HistoryVerifier()
-    s1, s2 = linear(v, 2)
+    s1, _s2 = linear(v, 2)
     assert v.verify(E.Snapshot("c3", ("c2",), {}, TRUST)) == []  # dataset removed
     assert codes(v.verify(snap("c4", ("c3",), s1))) == [E.REPLAY]
 
