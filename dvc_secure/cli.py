@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the demo directory")
     p.add_argument("--size-mib", type=int, default=8, help="size of the large demo file")
     p.set_defaults(func=cmd_demo)
+
+    from dvc_secure.cli_hooks import add_parsers as add_hook_parsers
+
+    add_hook_parsers(sub)
     return parser
 
 

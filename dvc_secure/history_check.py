@@ -11,6 +11,7 @@ from pathlib import Path
 import pygit2
 
 from dvc_secure.git_adapter.history import (
+    KEYRING_PATH,
     SnapshotReader,
     normalise_metafile,
     open_repository,
@@ -32,6 +33,9 @@ class VerifyReport:
     revisions: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     datasets: dict[str, set[str]] = field(default_factory=dict)  # rev -> metafiles checked
+    # the verifier and reader after the walk: hooks verify a staged snapshot on top of them
+    verifier: HistoryVerifier | None = field(default=None, repr=False, compare=False)
+    reader: SnapshotReader | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -96,9 +100,20 @@ class VerifyCache:
             pass  # a cache: never worth failing a verification over
 
 
+def _trust_at(reader: SnapshotReader, commit: pygit2.Commit) -> Keyring | None:
+    blob = reader.files_at(commit).get(KEYRING_PATH)
+    if blob is None:
+        return None
+    parsed = reader.parse_blob("keyring", blob, KEYRING_PATH)
+    return parsed.value if isinstance(parsed.value, Keyring) else None
+
+
 def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False,
                    remote: bool = False, deep: bool = False, jobs: int = 4,
-                   use_cache: bool = True, root_policy: str | None = None) -> VerifyReport:
+                   use_cache: bool = True, root_policy: str | None = None,
+                   exclude: list[str] | None = None) -> VerifyReport:
+    """``exclude`` (commit ids, with a single ``rev``): verify every commit reachable from
+    ``rev`` but from none of them, e.g. what a push adds (pre-push hook)."""
     repo = open_repository(root)
     reader = SnapshotReader(repo)
     if all_revisions:
@@ -113,7 +128,8 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     else:
         tip = reader.resolve(rev or "HEAD")
         tips = [tip]
-        targets = {str(tip.id)}
+        targets = {str(tip.id)} if exclude is None else \
+            {str(c.id) for c in reader.ancestry([tip], set(exclude))}
     report = VerifyReport()
     if not tips:
         return report
@@ -138,6 +154,11 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
         if any(str(p) not in have for c in commits for p in c.parent_ids):
             verifier = HistoryVerifier(root_policy)
             commits = reader.ancestry(tips)
+    for parent in {str(p) for c in commits for p in c.parent_ids} - {str(c.id) for c in commits}:
+        # seeded from the cache: the engine also needs the policy in force there, to check
+        # a policy change in the first new commit against it
+        if parent in verifier.states and parent not in verifier.trusts:
+            verifier.trusts[parent] = _trust_at(reader, reader.resolve(parent))
     sealed: dict[str, tuple[str, Sidecar]] = {}
     processed: list[str] = []
     for commit in commits:
@@ -166,6 +187,7 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
             report.findings.extend(checker.check_remote(sealed.values()))
         if deep:
             report.findings.extend(checker.check_deep(sealed.values()))
+    report.verifier, report.reader = verifier, reader
     return report
 
 

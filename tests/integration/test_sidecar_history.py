@@ -400,3 +400,22 @@ def test_rewritten_history_with_foreign_root_policy_detected(make_secure_repo) -
     _commit_dataset(other, "evil", "evil")
     rc, findings = _findings(other, "--root-policy", root)
     assert rc == 1 and [f["code"] for f in findings] == ["untrusted-root-policy"]
+
+
+def test_incremental_verify_checks_policy_change_against_cached_parent(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    from dvc_secure.keys.identity import Identity
+    from dvc_secure.keys.keyring import Keyring, Member
+
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1")
+    assert _findings(repo) == (0, [])  # HEAD's chain state (and policy) now cached
+    path = repo.root / ".dvc" / "secure" / "keyring.json"
+    forged = Keyring.from_json(path.read_text()).successor()
+    mallory = Identity.generate()
+    assert mallory.signing is not None
+    forged.members.append(Member("mallory", mallory.recipient, "admin", mallory.signing_key, "x"))
+    forged.sign(mallory.signing)
+    path.write_text(forged.to_json())
+    repo.git("commit", "-q", "-am", "keyring update", "--no-verify")
+    rc, findings = _findings(repo)
+    assert rc == 1 and [f["code"] for f in findings] == ["policy-change-unauthorized"]

@@ -1,0 +1,325 @@
+"""dvc-secure's git hooks through real `git commit` and `git push` (to a bare repository)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DVC_SECURE, SecureRepo, run
+
+BIN = str(Path(sys.executable).parent)
+
+
+def _with_path(repo: SecureRepo) -> SecureRepo:
+    """DVC's own hooks call `dvc` from PATH: use this environment's."""
+    repo.env["PATH"] = BIN + os.pathsep + repo.env.get("PATH", "")
+    return repo
+
+
+def _local_hooks_path(repo: SecureRepo) -> str | None:
+    proc = repo.git("config", "--local", "--get", "core.hooksPath", check=False)
+    return proc.stdout.rstrip("\n") if proc.returncode == 0 else None
+
+
+def _write_dataset(repo: SecureRepo, content: str, name: str = "data") -> None:
+    d = repo.root / name
+    d.mkdir(exist_ok=True)
+    (d / "a.txt").write_text(content)
+    (d / "b.txt").write_text(content * 2)
+    repo.dvc("add", "-q", name)
+
+
+def _commit(repo: SecureRepo, message: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    repo.git("add", "-A")
+    return repo.git("commit", "-q", "-m", message, check=check)
+
+
+def _dataset_commit(repo: SecureRepo, content: str, name: str = "data") -> None:
+    _write_dataset(repo, content, name)
+    repo.dvc("push", "-q")
+    proc = _commit(repo, f"{name} {content}")
+    assert "sealed and staged" in proc.stderr, proc.stderr
+
+
+def _committed(repo: SecureRepo, rev: str = "HEAD") -> set[str]:
+    out = repo.git("show", "--name-only", "--format=", rev).stdout
+    return set(out.split())
+
+
+@pytest.fixture
+def hooked(make_secure_repo) -> SecureRepo:  # type: ignore[no-untyped-def]
+    repo = _with_path(make_secure_repo())
+    repo.secure("install")
+    return repo
+
+
+# --- install / uninstall ------------------------------------------------------------------
+
+
+def test_install_uninstall_round_trip_unset(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    assert _local_hooks_path(repo) is None
+    repo.secure("install")
+    ours = _local_hooks_path(repo)
+    assert ours is not None and Path(ours).is_dir()
+    repo.secure("install")  # idempotent
+    assert _local_hooks_path(repo) == ours
+    assert sorted(os.listdir(repo.root / ".git" / "hooks")) == sorted(
+        os.listdir(repo.root / ".git" / "hooks"))  # untouched below
+    repo.secure("uninstall")
+    assert _local_hooks_path(repo) is None
+    assert not Path(ours).exists()
+    assert "not installed" in repo.secure("uninstall").stderr
+
+
+def test_preset_hooks_path_chained_and_restored(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = _with_path(make_secure_repo())
+    mine = repo.root / "my-hooks"
+    mine.mkdir()
+    log = repo.root.parent / "user-hook.log"
+    hook = mine / "pre-commit"
+    hook.write_text(f"#!/bin/sh\necho user-pre-commit >> '{log}'\n")
+    hook.chmod(0o755)
+    repo.git("config", "core.hooksPath", "my-hooks")
+    repo.secure("install")
+    repo.secure("install")
+    assert hook.read_text().startswith("#!/bin/sh\necho user-pre-commit")  # never clobbered
+    _dataset_commit(repo, "v1")  # our check sealed it ...
+    assert log.read_text() == "user-pre-commit\n"  # ... and the user's hook still ran
+    assert "data.dvc.seal" in _committed(repo)
+    repo.secure("uninstall")
+    assert _local_hooks_path(repo) == "my-hooks"
+    assert hook.is_file()
+
+
+def test_existing_user_hook_never_clobbered_and_still_runs(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = _with_path(make_secure_repo())
+    log = repo.root.parent / "user-hook.log"
+    hook = repo.root / ".git" / "hooks" / "pre-commit"
+    text = f"#!/bin/sh\necho user >> '{log}'\n"
+    hook.write_text(text)
+    hook.chmod(0o755)
+    repo.secure("install")
+    (repo.root / "notes.txt").write_text("hello")
+    _commit(repo, "notes")
+    assert hook.read_text() == text
+    assert log.read_text() == "user\n"
+    repo.secure("uninstall")
+    assert hook.read_text() == text
+
+
+@pytest.mark.parametrize("dvc_first", [True, False], ids=["dvc-install-first", "dvc-install-after"])
+def test_chains_with_dvc_install(make_secure_repo, dvc_first: bool) -> None:  # type: ignore[no-untyped-def]
+    repo = _with_path(make_secure_repo())
+    if dvc_first:
+        repo.dvc("install")
+        repo.secure("install")
+    else:
+        repo.secure("install")
+        repo.dvc("install")  # DVC writes .git/hooks and sees no conflict there
+    assert "dvc git-hook pre-commit" in (repo.root / ".git" / "hooks" / "pre-commit").read_text()
+    _write_dataset(repo, "v1")
+    repo.dvc("push", "-q")
+    repo.git("add", "-A")
+    proc = repo.git("commit", "-m", "v1")
+    output = proc.stdout + proc.stderr
+    assert "sealed and staged data.dvc.seal" in output  # our check
+    assert "up to date" in output  # DVC's pre-commit hook: `dvc status`
+    assert "data.dvc.seal" in _committed(repo)
+    # DVC's post-checkout hook keeps running through our pass-through hook
+    assert (repo.root / ".git" / "dvc-secure" / "hooks" / "post-checkout").is_file()
+
+
+# --- pre-commit ---------------------------------------------------------------------------
+
+
+def test_pre_commit_seals_changed_dataset(hooked: SecureRepo) -> None:
+    _dataset_commit(hooked, "v1")
+    assert {"data.dvc", "data.dvc.seal"} <= _committed(hooked)
+    _dataset_commit(hooked, "v2")
+    assert {"data.dvc", "data.dvc.seal"} <= _committed(hooked)
+    assert hooked.secure("verify", "--all-revisions").returncode == 0
+    log = hooked.secure("log", "data").stdout.splitlines()[1:]
+    assert [line.split()[0] for line in log] == ["2", "1"]
+    assert hooked.git("status", "--porcelain").stdout == ""
+
+
+def test_pre_commit_blocks_unpushed_data(hooked: SecureRepo) -> None:
+    _write_dataset(hooked, "v1")
+    proc = _commit(hooked, "v1", check=False)
+    assert proc.returncode == 1
+    assert "dvc push data.dvc" in proc.stderr
+    assert not (hooked.root / "data.dvc.seal").exists()
+    hooked.dvc("push", "-q")
+    proc = hooked.git("commit", "-q", "-m", "v1")
+    assert "data.dvc.seal" in _committed(hooked)
+
+
+def test_pre_commit_blocks_partially_staged_metafile(hooked: SecureRepo) -> None:
+    _write_dataset(hooked, "v1")
+    hooked.dvc("push", "-q")
+    hooked.git("add", "-A")
+    _write_dataset(hooked, "v1 changed again")  # data.dvc changed after staging
+    proc = hooked.git("commit", "-q", "-m", "v1", check=False)
+    assert proc.returncode == 1 and "git add data.dvc" in proc.stderr
+
+
+def test_pre_commit_blocks_identity_file(hooked: SecureRepo) -> None:
+    shutil.copy(hooked.identity_file, hooked.root / "me.txt")
+    proc = _commit(hooked, "oops", check=False)
+    assert proc.returncode == 1
+    assert "identity" in proc.stderr and "git rm --cached -q me.txt" in proc.stderr
+    key_line = next(ln for ln in hooked.identity_file.read_text().splitlines()
+                    if ln.startswith("AGE-SECRET-KEY-1"))
+    hooked.git("rm", "-q", "--cached", "me.txt")
+    (hooked.root / "me.txt").unlink()
+    (hooked.root / "settings.py").write_text(f"KEY = '{key_line.lower()}'\n")
+    proc = _commit(hooked, "oops again", check=False)
+    assert proc.returncode == 1
+    assert "secret key material" in proc.stderr and "git rm --cached -q settings.py" in proc.stderr
+
+
+def test_pre_commit_blocks_large_plaintext_file(hooked: SecureRepo) -> None:
+    hooked.git("config", "dvc-secure.maxFileSize", "1k")
+    (hooked.root / "big.csv").write_bytes(b"x" * 2048)
+    proc = _commit(hooked, "big", check=False)
+    assert proc.returncode == 1
+    assert "dvc add big.csv" in proc.stderr
+    (hooked.root / "big.csv").write_bytes(b"x" * 512)
+    _commit(hooked, "small is fine")
+
+
+def test_pre_commit_blocks_confidential_dataset_on_plain_remote(hooked: SecureRepo) -> None:
+    _dataset_commit(hooked, "v1")  # sealed with the default classification: confidential
+    plain = hooked.root.parent / "plain-storage"
+    hooked.dvc("remote", "add", "plain", str(plain))
+    hooked.dvc("remote", "default", "plain")
+    proc = _commit(hooked, "switch remote", check=False)
+    assert proc.returncode == 1
+    assert "classified confidential" in proc.stderr
+    assert "dvc remote default vault" in proc.stderr
+
+
+def test_pre_commit_blocks_rollback_replay(hooked: SecureRepo) -> None:
+    _dataset_commit(hooked, "v1")
+    _dataset_commit(hooked, "v2")
+    hooked.git("checkout", "HEAD~1", "--", "data.dvc", "data.dvc.seal")
+    proc = hooked.git("commit", "-q", "-m", "back to v1", check=False)
+    assert proc.returncode == 1
+    assert "version 1" in proc.stderr and "dvc-secure restore data --version 1" in proc.stderr
+
+
+def test_hooks_tolerate_repo_without_commits(tmp_path: Path, isolated_env: dict[str, str]) -> None:
+    env = dict(isolated_env, PATH=BIN + os.pathsep + isolated_env.get("PATH", ""))
+    env["DVC_SECURE_IDENTITY_FILE"] = str(tmp_path / "id.txt")
+    root = tmp_path / "fresh"
+    root.mkdir()
+    run(["git", "init", "-q"], root, env)
+    run([*DVC_SECURE, "install"], root, env)
+    run([sys.executable, "-m", "dvc", "init", "-q"], root, env)
+    run([*DVC_SECURE, "keygen"], root, env)
+    run([sys.executable, "-m", "dvc", "remote", "add", "storage", str(tmp_path / "s")], root, env)
+    run([*DVC_SECURE, "init", "--remote", "storage"], root, env)
+    (root / "data").mkdir()
+    (root / "data" / "x.txt").write_text("x")
+    run([sys.executable, "-m", "dvc", "add", "-q", "data"], root, env)
+    run([sys.executable, "-m", "dvc", "push", "-q"], root, env)
+    run(["git", "add", "-A"], root, env)
+    proc = run(["git", "commit", "-q", "-m", "first"], root, env)
+    assert "sealed and staged data.dvc.seal" in proc.stderr
+    assert run([*DVC_SECURE, "verify"], root, env).returncode == 0
+
+
+# --- pre-push -----------------------------------------------------------------------------
+
+
+def _bare_remote(repo: SecureRepo) -> Path:
+    bare = repo.root.parent / "origin.git"
+    run(["git", "init", "-q", "--bare", str(bare)], repo.root.parent, repo.env)
+    repo.git("remote", "add", "origin", str(bare))
+    return bare
+
+
+def test_pre_push_pushes_missing_objects(hooked: SecureRepo) -> None:
+    _bare_remote(hooked)
+    hooked.git("push", "-q", "-u", "origin", "HEAD")
+    # sealed offline: the objects are only in the local cache when the commit is made
+    _write_dataset(hooked, "v1")
+    hooked.secure("seal", "--offline", "data")
+    _commit(hooked, "v1 (offline seal)")
+    assert hooked.stored_objects() == []
+    proc = hooked.git("push", "origin", "HEAD")
+    assert "dvc push" in proc.stderr
+    assert hooked.stored_objects() != []
+    status = hooked.dvc("status", "-c").stdout
+    assert "in sync" in status or "up to date" in status
+    # a second push has nothing to do
+    (hooked.root / "notes.txt").write_text("n")
+    _commit(hooked, "notes")
+    proc = hooked.git("push", "origin", "HEAD")
+    assert "dvc push" not in proc.stderr
+
+
+def test_pre_push_repushes_objects_deleted_from_storage(hooked: SecureRepo) -> None:
+    _bare_remote(hooked)
+    hooked.git("push", "-q", "-u", "origin", "HEAD")
+    _dataset_commit(hooked, "v1")
+    index_dir = hooked.storage / "dvc-secure"
+    for p in hooked.stored_objects():
+        if index_dir not in p.parents:
+            p.unlink()
+    hooked.git("push", "origin", "HEAD")
+    assert len([p for p in hooked.stored_objects() if index_dir not in p.parents]) >= 3
+
+
+def test_pre_push_blocks_pushed_revert(hooked: SecureRepo) -> None:
+    bare = _bare_remote(hooked)
+    _dataset_commit(hooked, "v1")
+    _dataset_commit(hooked, "v2")
+    hooked.git("push", "-q", "-u", "origin", "HEAD")
+    # the revert slips past the commit hooks (e.g. made elsewhere, or --no-verify) ...
+    hooked.git("-c", "core.hooksPath=/dev/null", "revert", "--no-edit", "HEAD")
+    before = run(["git", "rev-parse", "HEAD"], bare, hooked.env).stdout
+    # ... and the push gate refuses it
+    proc = hooked.git("push", "origin", "HEAD", check=False)
+    assert proc.returncode != 0
+    assert "sidecar-replayed" not in proc.stderr  # messages are prose, codes stay in reports
+    assert "revert or replay" in proc.stderr
+    assert "dvc-secure restore data --version 1" in proc.stderr
+    assert run(["git", "rev-parse", "HEAD"], bare, hooked.env).stdout == before
+
+
+def test_pre_commit_blocks_revert_commit(hooked: SecureRepo) -> None:
+    _dataset_commit(hooked, "v1")
+    _dataset_commit(hooked, "v2")
+    head = hooked.git("rev-parse", "HEAD").stdout
+    # git revert runs no pre-commit hook: the prepare-commit-msg hook checks instead
+    proc = hooked.git("revert", "--no-edit", "HEAD", check=False)
+    assert proc.returncode != 0
+    assert "dvc-secure restore data --version 1" in proc.stderr
+    assert hooked.git("rev-parse", "HEAD").stdout == head
+    # a normal commit is checked once (pre-commit), not again by prepare-commit-msg
+    hooked.git("reset", "-q", "--hard", "HEAD")
+    (hooked.root / "notes.txt").write_text("n")
+    hooked.git("add", "notes.txt")
+    proc = hooked.git("commit", "-m", "notes")
+    assert proc.returncode == 0
+
+
+def test_pre_push_refuses_non_secure_remote(hooked: SecureRepo) -> None:
+    _bare_remote(hooked)
+    hooked.git("push", "-q", "-u", "origin", "HEAD")
+    _write_dataset(hooked, "v1")
+    hooked.secure("seal", "--offline", "data")
+    _commit(hooked, "v1")
+    hooked.dvc("remote", "add", "plain", str(hooked.root.parent / "plain"))
+    hooked.dvc("remote", "default", "--local", "plain")  # not committed: only the push sees it
+    proc = hooked.git("push", "origin", "HEAD", check=False)
+    assert proc.returncode != 0
+    assert "not a secure:// remote" in proc.stderr and "dvc remote default vault" in proc.stderr
+    assert not (hooked.root.parent / "plain").exists()
