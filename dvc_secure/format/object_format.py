@@ -409,6 +409,12 @@ def _decrypt_segments(
             plain = cipher.open(counter, last, current)
         except AeadFailure:
             raise _classify_failure(cipher, counter, last, current, name) from None
+        if last and counter and not plain:
+            # writers never end on an empty segment: only a key holder re-encoding the stream
+            raise AuthenticationError(
+                f"object '{name}': its final segment {counter} is empty (not a canonical "
+                "encoding; the ciphertext was re-encrypted by a key holder)"
+            )
         counter += 1
         if last:
             tail += plain

@@ -150,7 +150,10 @@ def x25519_unwrap(identity: X25519KeyPair, ephemeral_public: bytes, body: bytes,
     if len(ephemeral_public) != 32:
         raise AeadFailure("ephemeral share must be 32 bytes")
     priv = X25519PrivateKey.from_private_bytes(identity.private)
-    shared = priv.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+    try:
+        shared = priv.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+    except ValueError:  # OpenSSL refuses low-order points (an all-zero shared secret)
+        raise AeadFailure("low-order ephemeral share") from None
     if shared == bytes(32):
         raise AeadFailure("low-order ephemeral share")
     key = _wrap_key(shared, ephemeral_public, identity.public, label)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dvc_secure.errors import KeyringError, NoKeyForEpochError
+from dvc_secure.errors import IdentityError, KeyringError, NoKeyForEpochError
 from dvc_secure.format.primitives import (
     AeadFailure,
     SigningKeyPair,
@@ -35,6 +37,7 @@ SIGNING_ROLES = ("writer", "admin")
 WRAP_LABEL = b"dvc-secure/v1/keyring-X25519"
 SIGN_LABEL = b"dvc-secure/v1/keyring-signature\x00"
 SECRET_LEN = 64  # data key (32) || name secret (32)
+_KEYRING_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _b64(data: bytes) -> str:
@@ -55,6 +58,13 @@ def _require(obj: dict[str, Any], key: str, typ: type, where: str) -> Any:
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise KeyringError(f"keyring: {where}.{key} must be {typ.__name__}")
     return value
+
+
+def _check_key(decode: Callable[[str], bytes], text: str, where: str) -> None:
+    try:
+        decode(text)
+    except IdentityError as exc:
+        raise KeyringError(f"keyring: {where} is invalid: {exc.message}") from None
 
 
 @dataclass
@@ -83,7 +93,7 @@ class Member:
             raise KeyringError("keyring: a member must be an object")
         name = _require(d, "name", str, "member")
         recipient = _require(d, "recipient", str, f"member '{name}'")
-        decode_recipient(recipient)
+        _check_key(decode_recipient, recipient, f"member '{name}'.recipient")
         role = _require(d, "role", str, f"member '{name}'")
         if role not in ROLES:
             raise KeyringError(f"keyring: member '{name}' has unknown role '{role}'")
@@ -91,7 +101,7 @@ class Member:
         if signing is not None:
             if not isinstance(signing, str):
                 raise KeyringError(f"keyring: member '{name}'.signing_key must be a string")
-            decode_signing_key(signing)
+            _check_key(decode_signing_key, signing, f"member '{name}'.signing_key")
         if role in SIGNING_ROLES and not signing:
             raise KeyringError(f"keyring: {role} '{name}' has no signing key")
         known = {"name", "recipient", "role", "signing_key", "added"}
@@ -105,9 +115,10 @@ class Stanza:
     recipient: str
     ephemeral: bytes
     body: bytes
+    unknown: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"recipient": self.recipient, "ephemeral": _b64(self.ephemeral),
+        return {**self.unknown, "recipient": self.recipient, "ephemeral": _b64(self.ephemeral),
                 "body": _b64(self.body)}
 
     @classmethod
@@ -118,7 +129,9 @@ class Stanza:
         body = _unb64(_require(d, "body", str, "stanza"), "stanza.body")
         if len(eph) != 32 or len(body) != SECRET_LEN + 16:
             raise KeyringError("keyring: stanza has the wrong length")
-        return cls(recipient=_require(d, "recipient", str, "stanza"), ephemeral=eph, body=body)
+        known = {"recipient", "ephemeral", "body"}
+        return cls(recipient=_require(d, "recipient", str, "stanza"), ephemeral=eph, body=body,
+                   unknown={k: v for k, v in d.items() if k not in known})
 
 
 @dataclass
@@ -126,9 +139,10 @@ class Epoch:
     number: int
     created: str
     stanzas: list[Stanza]
+    unknown: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epoch": self.number, "created": self.created,
+        return {**self.unknown, "epoch": self.number, "created": self.created,
                 "stanzas": [s.to_dict() for s in self.stanzas]}
 
     @classmethod
@@ -139,8 +153,10 @@ class Epoch:
         if not 1 <= number < 1 << 32:
             raise KeyringError(f"keyring: epoch number {number} out of range")
         stanzas = _require(d, "stanzas", list, f"epoch {number}")
+        known = {"epoch", "created", "stanzas"}
         return cls(number=number, created=str(d.get("created", "")),
-                   stanzas=[Stanza.from_dict(s) for s in stanzas])
+                   stanzas=[Stanza.from_dict(s) for s in stanzas],
+                   unknown={k: v for k, v in d.items() if k not in known})
 
 
 @dataclass(frozen=True)
@@ -163,6 +179,12 @@ class KeySet:
 
     def __repr__(self) -> str:
         return f"KeySet(epochs={sorted(self.data_keys)})"
+
+
+def _keyring_id(value: str) -> str:
+    if not _KEYRING_ID.fullmatch(value):
+        raise KeyringError("keyring: keyring_id must be 32 lowercase hex digits")
+    return value
 
 
 def _wrap_label(keyring_id: str, epoch: int) -> bytes:
@@ -262,7 +284,7 @@ class Keyring:
             threshold=threshold,
             policy_version=policy_version,
             previous=previous,
-            keyring_id=_require(s, "keyring_id", str, "keyring"),
+            keyring_id=_keyring_id(_require(s, "keyring_id", str, "keyring")),
             current_epoch=_require(s, "current_epoch", int, "keyring"),
             members=[Member.from_dict(m) for m in _require(s, "members", list, "keyring")],
             epochs=[Epoch.from_dict(e) for e in _require(s, "epochs", list, "keyring")],
