@@ -36,8 +36,15 @@ class RepoKeys:
     def is_trusted_signer(self, public: bytes) -> bool:
         return public in self.writer_keys
 
+    @cached_property
+    def _checked_signer(self) -> SigningKeyPair:
+        return self._check_signer()
+
     def signer(self) -> SigningKeyPair:
-        """The signing key for pushes; refuses readers with a clear message."""
+        """The signing key for pushes (checked once); refuses readers with a clear message."""
+        return self._checked_signer
+
+    def _check_signer(self) -> SigningKeyPair:
         member = self.keyring.member_for(self.identity)
         if member is None or member.role not in SIGNING_ROLES or self.identity.signing is None:
             role = member.role if member else "not a member"

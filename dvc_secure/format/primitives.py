@@ -183,7 +183,11 @@ class SigningKeyPair:
         return cls(private=private, public=pub)
 
     def sign(self, message: bytes) -> bytes:
-        return Ed25519PrivateKey.from_private_bytes(self.private).sign(message)
+        key = self.__dict__.get("_key")
+        if key is None:  # parse once: signing every pushed object re-used to dominate
+            key = Ed25519PrivateKey.from_private_bytes(self.private)
+            object.__setattr__(self, "_key", key)
+        return key.sign(message)
 
     def __repr__(self) -> str:
         return f"SigningKeyPair(public={self.public.hex()})"
