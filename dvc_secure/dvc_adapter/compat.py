@@ -10,12 +10,17 @@ from dvc.exceptions import DvcException
 from dvc_secure.errors import DvcSecureError, RegistrationError
 
 
-class DvcSecureDvcError(DvcException):  # type: ignore[misc]
-    """Carries a dvc-secure error through DVC, which prints DvcException messages as-is."""
+class DvcSecureDvcError(DvcException, DvcSecureError):  # type: ignore[misc]
+    """Carries a dvc-secure error through DVC, which prints DvcException messages as-is
+    (anything else is an "unexpected error", exit code 255). Still a DvcSecureError, with
+    the wrapped error's message, hint and exit code, for dvc-secure's own callers."""
 
     def __init__(self, error: DvcSecureError) -> None:
-        super().__init__(str(error))
+        DvcException.__init__(self, str(error))
         self.error = error
+        self.message = error.message
+        self.hint = error.hint
+        self.exit_code = error.exit_code
 
 
 def cloud_fs_getter() -> Any:

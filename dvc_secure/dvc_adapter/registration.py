@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from types import ModuleType
@@ -98,11 +99,20 @@ class _RefuseNamelessSecure:
         self.scheme = scheme
         setattr(self, _MARK, True)
 
+    def _nameless(self, url: str) -> bool:
+        if urlparse(url).scheme == self.scheme:
+            return True
+        # DVC rewrites a relative local path before this schema sees it: ``secure:x`` is
+        # validated as ``/repo/.dvc/secure:x`` (load) or ``../secure:x`` (dvc remote add).
+        # So any path component starting with ``secure:`` is refused too.
+        prefix = f"{self.scheme}:"
+        return any(part.lower().startswith(prefix) for part in re.split(r"[\\/]", url))
+
     def __call__(self, data: Any) -> Any:
         from voluptuous import Invalid
 
         url = data.get("url") if isinstance(data, dict) else None
-        if isinstance(url, str) and urlparse(url).scheme == self.scheme:
+        if isinstance(url, str) and self._nameless(url):
             raise Invalid(
                 f"'{url}' has no remote name: secure remotes are written "
                 f"{self.scheme}://<remote-name>[/sub/path]; refusing to treat it as a local path, "

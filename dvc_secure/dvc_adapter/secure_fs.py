@@ -38,7 +38,7 @@ from dvc_secure.format.object_format import (
 )
 from dvc_secure.plugin_manifest import load_manifest
 from dvc_secure.push_journal import PushJournal, journal_path
-from dvc_secure.secure_store import LazyRepoKeys
+from dvc_secure.secure_store import LazyRepoKeys, RepoKeys
 from dvc_secure.sidecar.remote_index import StoredObject
 
 logger = logging.getLogger("dvc_secure")
@@ -48,6 +48,27 @@ SCHEME = _MANIFEST.scheme
 _SHARD = re.compile(r"^(?P<ns>(?:.*/)?)(?P<xy>[0-9a-f]{2})(?:/(?P<rest>[^/]*))?$")
 _PARTIAL = ".dvcsecure-partial-"
 _OBJECT_PATH = re.compile(r"(?:^|/)([0-9a-f]{2})/([0-9a-f]{30,}(?:\.dir)?)$")
+# Hidden names of long paths (run cache entries: ~280 chars) exceed NAME_MAX (255) of POSIX
+# filesystems (local, SSH): split them into components (docs/spec/hidden-names.md §2); the
+# canonical split is removed again before reveal_name. DVC objects' names stay as they are.
+_MAX_COMPONENT = 200
+
+
+def _split_long(hidden: str) -> str:
+    shard, _, token = hidden.partition("/")
+    if len(token) <= _MAX_COMPONENT:
+        return hidden
+    return "/".join([shard] + [token[i:i + _MAX_COMPONENT]
+                               for i in range(0, len(token), _MAX_COMPONENT)])
+
+
+def _join_long(stored: str) -> str | None:
+    """Inverse of :func:`_split_long`; None unless ``stored`` is exactly its canonical form."""
+    shard, _, token = stored.partition("/")
+    if "/" not in token:
+        return stored
+    joined = f"{shard}/{token.replace('/', '')}"
+    return joined if _split_long(joined) == stored else None
 
 
 def _memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
@@ -162,7 +183,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         if not rel:
             return self.inner_root
         if self.hide_names:
-            return self._join_inner(hide_name(self.keys.get().name_key, rel))
+            return self._join_inner(_split_long(hide_name(self.keys.get().name_key, rel)))
         return self._join_inner(rel)
 
     def _reveal(self, inner_path: str) -> str | None:
@@ -172,7 +193,8 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         sub = inner_path[len(root):]
         if not self.hide_names:
             return sub
-        rel = reveal_name(self.keys.get().name_key, sub)
+        joined = _join_long(sub)
+        rel = reveal_name(self.keys.get().name_key, joined) if joined is not None else None
         if rel is None:
             logger.debug("dvc-secure: ignoring foreign object %s", inner_path)
         return rel
@@ -270,7 +292,13 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         rel = self._rel(self._strip_protocol(path))
         if not rel:
             return bool(self.inner.exists(self.inner_root))
-        return bool(self.inner.exists(self._object_path(rel)))
+        if self.inner.exists(self._object_path(rel)):
+            return True
+        # hidden names keep no directories: a directory (e.g. the run cache's "runs", which
+        # `dvc pull --run-cache` probes first) exists when an object lies below it
+        if self.hide_names and (_OBJECT_PATH.search(rel) is None or rel.startswith("runs/")):
+            return any(True for _ in self._find_rels(rel, False))
+        return False
 
     def isfile(self, path: str) -> bool:
         try:
@@ -579,6 +607,17 @@ def _sealed_pins(dvc_dir: Path, fs: SecureFsspec) -> dict[str, str]:
     return sealed_objects(dvc_dir.parent, listing)
 
 
+class _DvcFacingKeys(LazyRepoKeys):
+    """Keys of a remote DVC opened: a missing identity or keyring is reported by DVC as an
+    error with its message and hint (exit 1), not as an "unexpected error" (exit 255)."""
+
+    def get(self) -> RepoKeys:
+        try:
+            return super().get()
+        except DvcSecureError as exc:
+            raise DvcSecureDvcError(exc) from None
+
+
 class SecureFileSystem(FileSystem):  # type: ignore[misc]
     """The DVC-facing filesystem class registered for the ``secure`` scheme."""
 
@@ -634,7 +673,7 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
         fs = SecureFsspec(
             inner=inner,
             inner_root=root,
-            keys=LazyRepoKeys(conf.get("secure_dvc_dir")),
+            keys=_DvcFacingKeys(conf.get("secure_dvc_dir")),
             hide_names=bool(conf.get("hide_names", True)),
             fsid_seed=seed,
         )

@@ -355,8 +355,10 @@ class Keyring:
                 good.add(key_fingerprint(key))
         return sorted(good)
 
-    def transition_problems(self, successor: Keyring) -> list[str]:
+    def transition_problems(self, successor: object) -> list[str]:
         """Why ``successor`` may not follow this policy (empty: it may)."""
+        if not isinstance(successor, Keyring):
+            return ["the successor is not a dvc-secure keyring"]
         if successor.keyring_id != self.keyring_id:
             return ["the keyring was replaced by another one (different keyring_id)"]
         if successor.policy_version <= self.policy_version:

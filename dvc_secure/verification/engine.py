@@ -33,8 +33,7 @@ class TrustView(Protocol):
         """Digest identifying this exact policy."""
         ...
 
-    @property
-    def policy_version(self) -> int: ...
+    policy_version: int
 
     def transition_problems(self, successor: TrustView) -> list[str]:
         """Why ``successor`` may not directly follow this policy (empty: it may)."""
