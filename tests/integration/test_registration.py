@@ -41,12 +41,17 @@ def test_dvc_repo_api_push_pull_in_this_process(dataset_repo: SecureRepo,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from dvc.repo import Repo
 
-    from dvc_secure.dvc_adapter.registration import is_registered
+    from dvc_secure.dvc_adapter.registration import is_registered, register
 
     repo = dataset_repo
     for key in ("HOME", "XDG_CONFIG_HOME", "DVC_SITE_CACHE_DIR", "DVC_NO_ANALYTICS",
                 "DVC_SECURE_IDENTITY_FILE"):
         monkeypatch.setenv(key, repo.env[key])
+    if not is_registered():
+        # DVC 3.0 ships a pytest11 entry point, so pytest's assertion-rewriting importer loads
+        # every dvc.* module ahead of our finder: the documented explicit register() applies
+        # (auto-registration is covered by the fresh-process tests)
+        register()
     assert is_registered()
     with Repo(str(repo.root)) as dvc:
         assert dvc.push() == 7
@@ -54,7 +59,7 @@ def test_dvc_repo_api_push_pull_in_this_process(dataset_repo: SecureRepo,
     wipe_cache_and_workspace(repo)
     with Repo(str(repo.root)) as dvc:
         stats = dvc.pull()
-    assert stats["stats"]["fetched"] == 7
+    assert stats.get("stats", stats)["fetched"] == 7  # DVC < 3.x: no "stats" level
     assert workspace_files(repo) == dataset_files()
 
 
@@ -69,7 +74,7 @@ shutil.rmtree("data")
 Path("model.bin").unlink()
 with Repo(".") as dvc:
     stats = dvc.pull()
-print(pushed, stats["stats"]["fetched"], Path("data/nested/deeper/b.bin").stat().st_size)
+print(pushed, stats.get("stats", stats)["fetched"], Path("data/nested/deeper/b.bin").stat().st_size)
 """
 
 
@@ -143,6 +148,19 @@ def _module(name: str, **attrs: Any) -> types.ModuleType:
     return mod
 
 
+
+def _has_remote_schemas() -> bool:
+    import dvc.config_schema as cs
+
+    return hasattr(cs, "REMOTE_SCHEMAS")
+
+
+needs_remote_schemas = pytest.mark.skipif(
+    not _has_remote_schemas(),
+    reason="builds fake modules from REMOTE_SCHEMAS, which DVC only has from 3.64; the real "
+    "patch of the ByUrl closure is exercised on this DVC by every subprocess test",
+)
+
 def _fresh_config_schema(**overrides: Any) -> types.ModuleType:
     """A copy of dvc.config_schema's relevant parts with a pristine ByUrl closure."""
     import dvc.config_schema as cs
@@ -180,6 +198,7 @@ def test_fs_registry_patch_refuses_unexpected_shapes() -> None:
                                match="already registered")
 
 
+@needs_remote_schemas
 def test_config_schema_patch_refuses_unexpected_shapes() -> None:
     from dvc_secure.dvc_adapter.registration import patch_config_schema
 
@@ -242,6 +261,7 @@ def test_dvc_version_outside_supported_range_is_refused(monkeypatch: pytest.Monk
         check_dvc_version()
 
 
+@needs_remote_schemas
 def test_patches_on_fresh_modules_are_idempotent() -> None:
     from dvc_secure.dvc_adapter.registration import (
         _RefuseNamelessSecure,
@@ -309,6 +329,7 @@ def test_register_is_idempotent_on_the_real_dvc() -> None:
 # --- URL validation with and without the plugin --------------------------------------------------
 
 
+@needs_remote_schemas
 def test_plain_dvc_rejects_secure_urls_but_would_take_nameless_ones_as_local_paths() -> None:
     """What DVC does without the plugin: ``secure://name`` is refused (good), while
     ``secure:///x`` passes as a local path, which is why the plugin guards it."""
