@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pygit2
@@ -495,14 +496,14 @@ class _Presence:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._fs: dict[str, object] = {}
+        self._remotes: Any = None
 
-    def fs(self, name: str) -> object:
-        if name not in self._fs:
-            from dvc_secure.dvc_adapter.remote_access import open_secure_remote
+    def fs(self, name: str) -> Any:
+        if self._remotes is None:  # imported here: DVC stays off the pre-commit fast path
+            from dvc_secure.dvc_adapter.remote_access import SecureRemotes
 
-            self._fs[name] = open_secure_remote(self.root / ".dvc", name)
-        return self._fs[name]
+            self._remotes = SecureRemotes(self.root / ".dvc")
+        return self._remotes.get(name)
 
     def missing(self, item: NewOutput) -> list[str]:
         """Storage paths (or object ids) of this output that the remote does not have."""

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dvc_secure.dvc_adapter.remote_access import open_secure_remote
+from dvc_secure.dvc_adapter.remote_access import SecureRemotes
 from dvc_secure.dvc_adapter.secure_fs import SecureFsspec
 from dvc_secure.errors import DvcSecureError
 from dvc_secure.sealing import manifest_rel, object_rel
@@ -44,13 +44,11 @@ class RemoteChecker:
     def __init__(self, dvc_dir: Path, jobs: int = 4) -> None:
         self.dvc_dir = dvc_dir
         self.jobs = jobs
-        self._remotes: dict[str, SecureFsspec] = {}
+        self._remotes = SecureRemotes(dvc_dir)
         self._hashed: dict[tuple[str, str], StoredObject | None] = {}
 
     def _fs(self, name: str) -> SecureFsspec:
-        if name not in self._remotes:
-            self._remotes[name] = open_secure_remote(self.dvc_dir, name)
-        return self._remotes[name]
+        return self._remotes.get(name)
 
     # --- --remote ---------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pygit2
 
-from dvc_secure.dvc_adapter.remote_access import open_secure_remote
+from dvc_secure.dvc_adapter.remote_access import SecureRemotes
 from dvc_secure.dvc_adapter.secure_fs import SecureFsspec
 from dvc_secure.errors import ConfigurationError, SidecarError
 from dvc_secure.git_adapter.history import normalise_metafile, open_repository
@@ -263,13 +263,10 @@ class RemoteIndexer:
     """Builds and uploads remote indexes (and encrypted manifests) for sealed outputs."""
 
     def __init__(self, dvc_dir: Path) -> None:
-        self._dvc_dir = dvc_dir
-        self._remotes: dict[str, SecureFsspec] = {}
+        self._remotes = SecureRemotes(dvc_dir)
 
     def remote(self, name: str) -> SecureFsspec:
-        if name not in self._remotes:
-            self._remotes[name] = open_secure_remote(self._dvc_dir, name)
-        return self._remotes[name]
+        return self._remotes.get(name)
 
     def index(self, remote: str, rels: list[str], what: str) -> str:
         """Pin the stored ciphertext of ``rels`` (paths relative to the remote root)."""

@@ -21,3 +21,16 @@ def open_secure_remote(dvc_dir: Path, name: str) -> SecureFsspec:
     if not issubclass(cls, SecureFileSystem):
         raise ConfigurationError(f"DVC remote '{name}' is not a secure:// remote")
     return SecureFileSystem(**conf).fs
+
+
+class SecureRemotes:
+    """Secure remotes of one repository, opened once per name."""
+
+    def __init__(self, dvc_dir: Path) -> None:
+        self.dvc_dir = dvc_dir
+        self._open: dict[str, SecureFsspec] = {}
+
+    def get(self, name: str) -> SecureFsspec:
+        if name not in self._open:
+            self._open[name] = open_secure_remote(self.dvc_dir, name)
+        return self._open[name]
