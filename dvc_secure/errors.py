@@ -56,6 +56,30 @@ class SidecarError(ConfigurationError):
     """A sidecar file is malformed or of an unsupported version."""
 
 
+class PassphraseError(IdentityError):
+    """A passphrase-protected identity could not be opened (wrong passphrase, no prompt)."""
+
+
+class AccessDeniedError(KeyringError):
+    """The identity's role or grant does not allow the operation (reader sealing, expired grant)."""
+
+
+class UntrustedPolicyError(KeyringError):
+    """A keyring version is not a validly signed successor of the one this clone trusts."""
+
+
+class PendingPolicyError(KeyringError):
+    """A keyring change awaits more admin signatures before it takes effect."""
+
+
+class ReencryptionError(ConfigurationError):
+    """Re-encryption under a new epoch could not complete; it can be resumed."""
+
+
+class AuditLogError(DvcSecureError):
+    """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
+
+
 # --- object format failures (exit code 1) -----------------------------------------
 
 
