@@ -339,7 +339,9 @@ class BackgroundSha256:
             self._thread = None
 
 
-TrustedSigners = Callable[[bytes], bool]
+# (signer public key, the object's key epoch) -> trusted? Epoch-aware so a removed
+# writer stays trusted for the epochs it could write in, and only those.
+TrustedSigners = Callable[[bytes, int], bool]
 
 
 class _Sink(Protocol):
@@ -453,10 +455,10 @@ def _decrypt_segments(
         )
     if not ed25519_verify(signer, signature, signature_message(object_id, raw_header, size, digest)):
         raise SignatureError(f"object '{name}': the writer signature is invalid")
-    if not is_trusted_signer(signer):
+    if not is_trusted_signer(signer, header.epoch):
         raise UntrustedSignerError(
             f"object '{name}' was written by signing key {signer.hex()[:16]}…, which is not a "
-            "writer in this repository's keyring",
+            f"writer in this repository's keyring for key epoch {header.epoch}",
             hint="someone with storage access but no writer role replaced it; re-push from a "
             "trusted clone and run 'dvc-secure verify --remote'",
         )

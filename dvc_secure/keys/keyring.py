@@ -7,6 +7,7 @@ Unknown fields are preserved so that newer writers' additions survive a round tr
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dvc_secure.errors import IdentityError, KeyringError, NoKeyForEpochError
+from dvc_secure.errors import AccessDeniedError, IdentityError, KeyringError, NoKeyForEpochError
 from dvc_secure.format.primitives import (
     AeadFailure,
     SigningKeyPair,
@@ -38,6 +39,17 @@ WRAP_LABEL = b"dvc-secure/v1/keyring-X25519"
 SIGN_LABEL = b"dvc-secure/v1/keyring-signature\x00"
 SECRET_LEN = 64  # data key (32) || name secret (32)
 _KEYRING_ID = re.compile(r"[0-9a-f]{32}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(text: str, where: str) -> dt.date:
+    """A calendar date ``YYYY-MM-DD`` (the only form ``expires`` may take)."""
+    if not _DATE.fullmatch(text):
+        raise KeyringError(f"keyring: {where} must be a date YYYY-MM-DD, not {text!r}")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise KeyringError(f"keyring: {where} is not a valid date ({text!r})") from None
 
 
 def _b64(data: bytes) -> str:
@@ -75,16 +87,27 @@ class Member:
     signing_key: str | None = None
     added: str = ""
     unknown: dict[str, Any] = field(default_factory=dict)
+    # last day (UTC, inclusive) the grant is valid; None: no expiry
+    expires: str | None = None
 
     @property
     def fingerprint(self) -> str:
         return key_fingerprint(decode_recipient(self.recipient))
+
+    @property
+    def signing_keyid(self) -> str | None:
+        return key_fingerprint(decode_signing_key(self.signing_key)) if self.signing_key else None
+
+    def expired(self, today: dt.date) -> bool:
+        return self.expires is not None and today > parse_date(self.expires, "expires")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {**self.unknown, "name": self.name, "recipient": self.recipient,
                              "role": self.role, "added": self.added}
         if self.signing_key:
             d["signing_key"] = self.signing_key
+        if self.expires is not None:
+            d["expires"] = self.expires
         return d
 
     @classmethod
@@ -104,9 +127,42 @@ class Member:
             _check_key(decode_signing_key, signing, f"member '{name}'.signing_key")
         if role in SIGNING_ROLES and not signing:
             raise KeyringError(f"keyring: {role} '{name}' has no signing key")
-        known = {"name", "recipient", "role", "signing_key", "added"}
+        expires = None
+        if "expires" in d:
+            expires = _require(d, "expires", str, f"member '{name}'")
+            parse_date(expires, f"member '{name}'.expires")
+        known = {"name", "recipient", "role", "signing_key", "added", "expires"}
         return cls(name=name, recipient=recipient, role=role, signing_key=signing,
-                   added=str(d.get("added", "")),
+                   added=str(d.get("added", "")), expires=expires,
+                   unknown={k: v for k, v in d.items() if k not in known})
+
+
+@dataclass
+class FormerSigner:
+    """A removed or demoted writer/admin: still trusted for objects of epochs up to
+    ``last_epoch`` (so what they pushed keeps verifying), never for later ones."""
+
+    name: str
+    signing_key: str
+    last_epoch: int
+    unknown: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.unknown, "name": self.name, "signing_key": self.signing_key,
+                "last_epoch": self.last_epoch}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> FormerSigner:
+        if not isinstance(d, dict):
+            raise KeyringError("keyring: a former signer must be an object")
+        name = _require(d, "name", str, "former signer")
+        signing = _require(d, "signing_key", str, f"former signer '{name}'")
+        _check_key(decode_signing_key, signing, f"former signer '{name}'.signing_key")
+        last = _require(d, "last_epoch", int, f"former signer '{name}'")
+        if not 1 <= last < 1 << 32:
+            raise KeyringError(f"keyring: former signer '{name}'.last_epoch {last} out of range")
+        known = {"name", "signing_key", "last_epoch"}
+        return cls(name=name, signing_key=signing, last_epoch=last,
                    unknown={k: v for k, v in d.items() if k not in known})
 
 
@@ -204,6 +260,8 @@ class Keyring:
     threshold: int = 1
     policy_version: int = 1
     previous: str | None = None
+    # writers/admins who lost the signing right, with the last epoch they could write
+    former_signers: list[FormerSigner] = field(default_factory=list)
 
     # --- construction -----------------------------------------------------------------
 
@@ -228,7 +286,7 @@ class Keyring:
     # --- serialisation ------------------------------------------------------------------
 
     def signed_part(self) -> dict[str, Any]:
-        return {
+        part: dict[str, Any] = {
             **self.unknown,
             "format": KEYRING_FORMAT,
             "version": KEYRING_VERSION,
@@ -240,6 +298,10 @@ class Keyring:
             "members": [m.to_dict() for m in self.members],
             "epochs": [e.to_dict() for e in self.epochs],
         }
+        # omitted when empty, so keyrings written before the field existed keep their bytes
+        if self.former_signers:
+            part["former_signers"] = [f.to_dict() for f in self.former_signers]
+        return part
 
     def canonical_bytes(self) -> bytes:
         return json.dumps(self.signed_part(), sort_keys=True, separators=(",", ":"),
@@ -268,7 +330,10 @@ class Keyring:
         if not isinstance(sigs, list) or not all(isinstance(x, dict) for x in sigs):
             raise KeyringError("keyring: 'signatures' must be a list of objects")
         known = {"format", "version", "keyring_id", "current_epoch", "members", "epochs",
-                 "threshold", "policy_version", "previous"}
+                 "threshold", "policy_version", "previous", "former_signers"}
+        former = s.get("former_signers")
+        if former is not None and (not isinstance(former, list) or not former):
+            raise KeyringError("keyring: former_signers must be a non-empty array when present")
         threshold = s.get("threshold", 1)
         policy_version = s.get("policy_version", 1)
         previous = s.get("previous")
@@ -288,6 +353,7 @@ class Keyring:
             current_epoch=_require(s, "current_epoch", int, "keyring"),
             members=[Member.from_dict(m) for m in _require(s, "members", list, "keyring")],
             epochs=[Epoch.from_dict(e) for e in _require(s, "epochs", list, "keyring")],
+            former_signers=[FormerSigner.from_dict(f) for f in former or []],
             signatures=sigs,
             unknown={k: v for k, v in s.items() if k not in known},
         )
@@ -308,6 +374,13 @@ class Keyring:
         admins = sum(1 for m in self.members if m.role == "admin")
         if self.threshold > admins:
             raise KeyringError(f"keyring: threshold {self.threshold} exceeds the {admins} admin(s)")
+        for f in self.former_signers:
+            if f.last_epoch > self.current_epoch:
+                raise KeyringError(f"keyring: former signer '{f.name}' has last_epoch "
+                                   f"{f.last_epoch} after the current epoch")
+        former = [f.signing_key for f in self.former_signers]
+        if len(set(former)) != len(former):
+            raise KeyringError("keyring: a former signer's key repeats")
 
     # --- signatures ---------------------------------------------------------------------
 
@@ -397,6 +470,25 @@ class Keyring:
         """Trust view for verification: key id -> public key of members who may seal."""
         return {key_fingerprint(k): k for k in self.writer_keys()}
 
+    def former_signer_epochs(self) -> dict[bytes, int]:
+        """Public key -> last epoch it may have signed objects in (former writers only)."""
+        return {decode_signing_key(f.signing_key): f.last_epoch for f in self.former_signers}
+
+    def trusts_object_signer(self, public: bytes, epoch: int) -> bool:
+        """May an object of key epoch ``epoch`` be signed by ``public``? Current writers:
+        any epoch; former writers: only epochs they could write in."""
+        if public in self.writer_keys():
+            return True
+        last = self.former_signer_epochs().get(public)
+        return last is not None and epoch <= last
+
+    def expired_members(self, today: dt.date) -> list[Member]:
+        return [m for m in self.members if m.expired(today)]
+
+    def holds_current_epoch(self, member: Member) -> bool:
+        current = next(e for e in self.epochs if e.number == self.current_epoch)
+        return any(st.recipient == member.recipient for st in current.stanzas)
+
     def role_of(self, keyid: str) -> str | None:
         member = self.member_by_keyid(keyid)
         return member.role if member else None
@@ -406,6 +498,14 @@ class Keyring:
             if m.signing_key and key_fingerprint(decode_signing_key(m.signing_key)) == keyid:
                 return m
         return None
+
+    def find_member(self, who: str) -> Member:
+        """A member by name, recipient, or key fingerprint (recipient or signing key)."""
+        for m in self.members:
+            if who in (m.name, m.recipient, m.signing_key, m.fingerprint, m.signing_keyid):
+                return m
+        raise KeyringError(f"no member '{who}' in the keyring",
+                           hint="list them with 'dvc-secure members'")
 
     def member_for(self, identity: Identity) -> Member | None:
         for m in self.members:
@@ -442,3 +542,168 @@ class Keyring:
             )
         return KeySet(data_keys=data_keys, name_secret=name_secret,
                       current_epoch=self.current_epoch)
+
+
+# --- policy changes (pure: each returns the unsigned successor) -------------------------
+
+
+def _secret_of(keys: KeySet, epoch: int) -> bytes:
+    return keys.key_for_epoch(epoch) + keys.name_secret
+
+
+def _check_card(recipient: str, role: str, signing_key: str | None) -> None:
+    if role not in ROLES:
+        raise KeyringError(f"unknown role '{role}'", hint=f"one of: {', '.join(ROLES)}")
+    try:
+        decode_recipient(recipient)
+        if signing_key is not None:
+            decode_signing_key(signing_key)
+    except IdentityError as exc:
+        raise KeyringError(exc.message, hint="copy both lines 'dvc-secure whoami' prints "
+                           "for that person") from None
+    if role in SIGNING_ROLES and not signing_key:
+        raise KeyringError(f"a {role} needs a signing key",
+                           hint="pass --signing-key dvcsign1… (from the member's 'dvc-secure whoami')")
+
+
+def _retire_signer(ring: Keyring, member: Member) -> None:
+    """Keep ``member``'s objects verifiable up to the current epoch, not after."""
+    if member.role not in SIGNING_ROLES or not member.signing_key:
+        return
+    ring.former_signers = [f for f in ring.former_signers if f.signing_key != member.signing_key]
+    ring.former_signers.append(FormerSigner(member.name, member.signing_key, ring.current_epoch))
+
+
+def _new_epoch(ring: Keyring, keys: KeySet, now: str) -> int:
+    """A fresh data key, the same name secret, wrapped to every current member."""
+    number = ring.current_epoch + 1
+    if number >= 1 << 32:
+        raise KeyringError("keyring: no key epochs left")
+    secret = random_bytes(32) + keys.name_secret
+    ring.epochs.append(Epoch(number, now, [ring._wrap(m.recipient, number, secret)
+                                           for m in ring.members]))
+    ring.current_epoch = number
+    return number
+
+
+def _drop_member(ring: Keyring, member: Member) -> None:
+    _retire_signer(ring, member)
+    ring.members = [m for m in ring.members if m.name != member.name]
+    for epoch in ring.epochs:
+        epoch.stanzas = [st for st in epoch.stanzas if st.recipient != member.recipient]
+
+
+def grant(ring: Keyring, keys: KeySet, *, name: str, recipient: str, role: str,
+          signing_key: str | None, expires: str | None, now: str,
+          history: bool = True) -> Keyring:
+    """Add a member (or change an existing member's role/expiry) as the next version.
+
+    ``history``: also wrap every earlier epoch the caller holds, so the new member can
+    read objects pushed before they joined (unchanged objects keep their epoch).
+    Demoting a writer/admin starts a new epoch so their signing right ends there.
+    """
+    _check_card(recipient, role, signing_key)
+    if expires is not None:
+        parse_date(expires, "expires")
+    nxt = ring.successor()
+    existing = next((m for m in nxt.members if m.recipient == recipient), None)
+    if existing is None:
+        if any(m.name == name for m in nxt.members):
+            raise KeyringError(f"a member named '{name}' already exists with another recipient",
+                               hint="choose another --name, or revoke the old one first")
+        if signing_key and any(m.signing_key == signing_key for m in nxt.members):
+            raise KeyringError("that signing key already belongs to another member")
+        member = Member(name=name, recipient=recipient, role=role, signing_key=signing_key,
+                        added=now, expires=expires)
+        nxt.members.append(member)
+        for epoch in nxt.epochs:
+            if epoch.number != nxt.current_epoch and (not history
+                                                      or epoch.number not in keys.data_keys):
+                continue
+            epoch.stanzas.append(nxt._wrap(recipient, epoch.number,
+                                           _secret_of(keys, epoch.number)))
+        if role in SIGNING_ROLES:
+            nxt.former_signers = [f for f in nxt.former_signers if f.signing_key != signing_key]
+        return nxt
+    if signing_key and existing.signing_key and signing_key != existing.signing_key:
+        raise KeyringError(f"'{existing.name}' is listed with another signing key",
+                           hint="revoke the member and grant the new keys")
+    demoted = existing.role in SIGNING_ROLES and role not in SIGNING_ROLES
+    if demoted:
+        _retire_signer(nxt, existing)
+    if role in SIGNING_ROLES and existing.signing_key:
+        nxt.former_signers = [f for f in nxt.former_signers
+                              if f.signing_key != existing.signing_key]
+    existing.role = role
+    existing.signing_key = signing_key or existing.signing_key
+    existing.expires = expires
+    if role in SIGNING_ROLES and not existing.signing_key:
+        raise KeyringError(f"a {role} needs a signing key", hint="pass --signing-key dvcsign1…")
+    if demoted:
+        _new_epoch(nxt, keys, now)
+    _check_threshold(nxt)
+    return nxt
+
+
+def _check_threshold(ring: Keyring) -> None:
+    admins = sum(1 for m in ring.members if m.role == "admin")
+    if admins == 0:
+        raise KeyringError("the change would leave the keyring without an admin",
+                           hint="grant another admin first")
+    if ring.threshold > admins:
+        raise KeyringError(f"the change would leave {admins} admin(s) for a threshold of "
+                           f"{ring.threshold}", hint="lower it first with 'dvc-secure threshold'")
+
+
+def revoke(ring: Keyring, keys: KeySet, *, member: str, now: str) -> Keyring:
+    """Remove a member and start a new epoch (fresh data key, same name secret)."""
+    nxt = ring.successor()
+    target = nxt.find_member(member)
+    _drop_member(nxt, target)
+    _check_threshold(nxt)
+    _new_epoch(nxt, keys, now)
+    return nxt
+
+
+def rotate(ring: Keyring, keys: KeySet, *, now: str, today: dt.date) -> tuple[Keyring, list[str]]:
+    """Start a new epoch wrapped to the members whose grant has not expired; returns the
+    successor and the names of the expired members it dropped."""
+    nxt = ring.successor()
+    dropped = [m for m in nxt.members if m.expired(today)]
+    for m in dropped:
+        _drop_member(nxt, m)
+    _check_threshold(nxt)
+    _new_epoch(nxt, keys, now)
+    return nxt, [m.name for m in dropped]
+
+
+def set_threshold(ring: Keyring, threshold: int) -> Keyring:
+    if threshold < 1:
+        raise KeyringError("the threshold must be at least 1")
+    admins = sum(1 for m in ring.members if m.role == "admin")
+    if threshold > admins:
+        raise KeyringError(f"a threshold of {threshold} exceeds the {admins} admin(s)",
+                           hint="grant more admins first ('dvc-secure grant … --role admin')")
+    nxt = ring.successor()
+    nxt.threshold = threshold
+    return nxt
+
+
+def check_may_seal(member: Member | None, today: dt.date) -> Member:
+    """Sealing and pushing need a writer/admin grant that has not expired."""
+    if member is None or member.role not in SIGNING_ROLES:
+        role = member.role if member else "not a member"
+        raise AccessDeniedError(
+            f"your identity may not push to this secure remote nor seal (role: {role}); only "
+            "writers and admins sign objects",
+            hint="ask a repository admin for 'dvc-secure grant <recipient> --role writer "
+            "--signing-key <key>'",
+        )
+    if member.expired(today):
+        raise AccessDeniedError(
+            f"the grant of '{member.name}' expired on {member.expires}: sealing and pushing "
+            "are refused",
+            hint="ask a repository admin to renew it: 'dvc-secure grant <recipient> --role "
+            f"{member.role} --expires YYYY-MM-DD'",
+        )
+    return member

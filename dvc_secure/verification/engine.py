@@ -106,6 +106,19 @@ POLICY_UNAUTHORIZED = "policy-change-unauthorized"
 POLICY_ROLLBACK = "policy-rollback"
 UNTRUSTED_ROOT = "untrusted-root-policy"
 ORPHAN = "orphan-sidecar"
+EXPIRED_MEMBER = "expired-member-holds-key"
+
+
+def expired_member_findings(rev: str, current_epoch: int,
+                            expired: Iterable[tuple[str, str, str]]) -> list[Finding]:
+    """(name, role, expiry date) of members whose grant expired but who still hold the
+    current key epoch: they can decrypt new pushes until the next rotation."""
+    return [Finding(rev, ".dvc/secure/keyring.json", EXPIRED_MEMBER,
+                    f"the grant of '{name}' ({role}) expired on {day}, but they still hold the "
+                    f"current key epoch {current_epoch} and can decrypt what is pushed next",
+                    "an admin runs 'dvc-secure rotate' (add --reencrypt to also re-encrypt "
+                    "current data), then commits .dvc/secure")
+            for name, role, day in expired]
 
 
 class HistoryVerifier:
@@ -147,9 +160,20 @@ class HistoryVerifier:
         for digest, previous in known.items():
             self.known.setdefault(digest, tuple(previous))
 
-    def verify(self, snap: Snapshot) -> list[Finding]:
+    def verify(self, snap: Snapshot, unchanged: Iterable[str] = ()) -> list[Finding]:
+        """Findings of ``snap``; records its chain state for its children.
+
+        ``unchanged``: datasets present at ``snap`` but left out of ``snap.metafiles``
+        because their metafile and sidecar are byte-identical to those of its single
+        parent. They inherit the parent's head (and high-water mark), which is exactly what
+        checking them would record; whether they pass the revision-local checks is the
+        caller's to know (the pre-commit hook keeps a content-keyed record of passed checks).
+        """
         findings: list[Finding] = []
         parent_states = [self.states[p] for p in snap.parents if p in self.states]
+        carried = list(unchanged)
+        if carried and len(snap.parents) != 1:
+            raise ValueError("only a revision with a single parent can carry datasets over")
         state = ChainState()
         for ps in parent_states:
             for name, hw in ps.high_water.items():
@@ -173,6 +197,10 @@ class HistoryVerifier:
         for sc in (m.sidecar for m in snap.metafiles.values()):
             if sc is not None:
                 self.known.setdefault(sc.digest, sc.previous)
+        for name in carried:
+            for ps in parent_states[:1]:
+                if name in ps.heads:
+                    state.heads[name] = ps.heads[name]
         self.states[snap.rev] = state
         return findings
 

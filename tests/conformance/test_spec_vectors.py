@@ -134,7 +134,7 @@ def test_object_vector_implementation(path: Path) -> None:
             sink,
             object_id=object_id,
             key_for_epoch=keyset.key_for_epoch,
-            is_trusted_signer=trusted.__contains__,
+            is_trusted_signer=lambda k, _epoch: k in trusted,
         )
     except DvcSecureError as exc:
         assert type(exc).__name__ == expected["outcome"], str(exc)

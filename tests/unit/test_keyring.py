@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import hashlib
 import json
 from typing import Any
@@ -12,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dvc_secure.errors import KeyringError, NoKeyForEpochError
+from dvc_secure.errors import AccessDeniedError, KeyringError, NoKeyForEpochError
 from dvc_secure.format.primitives import AeadFailure, SigningKeyPair, X25519KeyPair, x25519_unwrap
+from dvc_secure.keys import keyring as kr
 from dvc_secure.keys.identity import Identity
 from dvc_secure.keys.keyring import Epoch, Keyring, KeySet, Member
 
@@ -269,3 +271,199 @@ def test_any_json_is_parsed_or_rejected_with_a_keyring_error(data: Any) -> None:
 def test_reader_identity_cannot_create_a_keyring() -> None:
     with pytest.raises(KeyringError, match="signing key"):
         Keyring.create(CAROL, "carol", NOW)
+
+
+# --- access control: grant / revoke / rotate / threshold / expiry / former signers ----------
+
+DAY = datetime.date(2026, 6, 1)
+
+
+def admin_ring() -> tuple[Keyring, KeySet]:
+    ring = Keyring.create(ALICE, "alice", NOW)
+    return ring, ring.unwrap(ALICE)
+
+
+def applied(prev: Keyring, nxt: Keyring, *who: Identity) -> Keyring:
+    """Sign ``nxt`` and check it is a valid successor, then re-parse it."""
+    sign(nxt, *who)
+    assert prev.transition_problems(nxt) == []
+    again = Keyring.from_json(nxt.to_json())
+    again.verify_signatures()
+    return again
+
+
+def test_grant_writer_is_a_signed_successor_with_every_epoch() -> None:
+    ring, keys = admin_ring()
+    nxt = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+                                 signing_key=BOB.signing_key, expires=None, now=NOW))
+    assert nxt.policy_version == 2 and nxt.previous == ring.digest
+    assert nxt.unwrap(BOB).data_keys == keys.data_keys
+    assert BOB.signing is not None and BOB.signing.public in nxt.writer_keys()
+
+
+def test_grant_current_only_withholds_older_epochs() -> None:
+    ring, keys = admin_ring()
+    two, _ = kr.rotate(ring, keys, now=NOW, today=DAY)
+    two = applied(ring, two)
+    keys2 = two.unwrap(ALICE)
+    three = applied(two, kr.grant(two, keys2, name="carol", recipient=CAROL.recipient,
+                                  role="reader", signing_key=None, expires=None, now=NOW,
+                                  history=False))
+    carol = three.unwrap(CAROL)
+    assert sorted(carol.data_keys) == [2]
+    with pytest.raises(NoKeyForEpochError, match="epoch 1"):
+        carol.key_for_epoch(1)
+
+
+def test_reader_signing_key_is_never_a_sealer_key() -> None:
+    ring, keys = admin_ring()
+    nxt = applied(ring, kr.grant(ring, keys, name="mallory", recipient=MALLORY.recipient,
+                                 role="reader", signing_key=MALLORY.signing_key, expires=None,
+                                 now=NOW))
+    assert MALLORY.signing is not None
+    assert MALLORY.signing.public not in nxt.writer_keys()
+    assert not nxt.trusts_object_signer(MALLORY.signing.public, 1)
+    with pytest.raises(AccessDeniedError, match="role: reader"):
+        kr.check_may_seal(nxt.member_for(MALLORY), DAY)
+
+
+def test_writer_and_admin_grants_need_a_signing_key() -> None:
+    ring, keys = admin_ring()
+    with pytest.raises(KeyringError, match="signing key"):
+        kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+                 signing_key=None, expires=None, now=NOW)
+
+
+def test_revoke_starts_an_epoch_the_revoked_member_cannot_open() -> None:
+    ring, keys = admin_ring()
+    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+                                  signing_key=BOB.signing_key, expires=None, now=NOW))
+    after = applied(ring, kr.revoke(ring, keys, member="bob", now=NOW))
+    assert after.current_epoch == 2 and after.member_for(BOB) is None
+    alice = after.unwrap(ALICE)
+    assert alice.name_secret == keys.name_secret  # hidden names do not change
+    assert alice.data_keys[2] != alice.data_keys[1]
+    with pytest.raises(NoKeyForEpochError):
+        after.unwrap(BOB)
+    # even with the old keyring bob has no key for what is pushed after revocation
+    with pytest.raises(NoKeyForEpochError, match="epoch 2"):
+        ring.unwrap(BOB).key_for_epoch(2)
+
+
+def test_revoked_writer_stays_trusted_only_for_epochs_it_could_write() -> None:
+    ring, keys = admin_ring()
+    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+                                  signing_key=BOB.signing_key, expires=None, now=NOW))
+    after = applied(ring, kr.revoke(ring, keys, member="bob", now=NOW))
+    assert BOB.signing is not None
+    assert after.trusts_object_signer(BOB.signing.public, 1)
+    assert not after.trusts_object_signer(BOB.signing.public, 2)
+    assert BOB.signing.public not in after.writer_keys()
+    assert [(f.name, f.last_epoch) for f in after.former_signers] == [("bob", 1)]
+
+
+def test_demoting_a_writer_rotates_and_retires_its_signing_key() -> None:
+    ring, keys = admin_ring()
+    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+                                  signing_key=BOB.signing_key, expires=None, now=NOW))
+    demoted = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient,
+                                     role="reader", signing_key=None, expires=None, now=NOW))
+    assert demoted.current_epoch == 2 and demoted.member_for(BOB).role == "reader"  # type: ignore[union-attr]
+    assert BOB.signing is not None
+    assert not demoted.trusts_object_signer(BOB.signing.public, 2)
+    assert demoted.trusts_object_signer(BOB.signing.public, 1)
+    assert sorted(demoted.unwrap(BOB).data_keys) == [1, 2]  # still a reader
+
+
+def test_rotate_drops_expired_members_only() -> None:
+    ring, keys = admin_ring()
+    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+                                  signing_key=BOB.signing_key, expires="2026-05-31", now=NOW))
+    ring = applied(ring, kr.grant(ring, keys, name="carol", recipient=CAROL.recipient,
+                                  role="reader", signing_key=None, expires="2026-06-01", now=NOW))
+    nxt, dropped = kr.rotate(ring, keys, now=NOW, today=DAY)
+    nxt = applied(ring, nxt)
+    assert dropped == ["bob"]
+    assert sorted(nxt.unwrap(CAROL).data_keys) == [1, 2]
+    with pytest.raises(NoKeyForEpochError):
+        nxt.unwrap(BOB)
+
+
+def test_expired_writer_cannot_seal_but_unexpired_can() -> None:
+    ring, keys = admin_ring()
+    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+                                  signing_key=BOB.signing_key, expires="2026-05-31", now=NOW))
+    bob = ring.member_for(BOB)
+    assert kr.check_may_seal(bob, datetime.date(2026, 5, 31)) is bob  # last valid day
+    with pytest.raises(AccessDeniedError, match="expired on 2026-05-31"):
+        kr.check_may_seal(bob, DAY)
+
+
+def test_threshold_change_and_limits() -> None:
+    ring, keys = admin_ring()
+    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="admin",
+                                  signing_key=BOB.signing_key, expires=None, now=NOW))
+    two = kr.set_threshold(ring, 2)
+    sign(two, ALICE)
+    assert ring.transition_problems(two) == []  # the previous policy needed one admin
+    with pytest.raises(KeyringError, match="not signed"):
+        Keyring.from_json(two.to_json()).verify_signatures()  # but it needs two itself
+    two = applied(ring, two, ALICE, BOB)
+    with pytest.raises(KeyringError, match="threshold"):
+        kr.set_threshold(two, 3)
+    with pytest.raises(KeyringError, match="threshold"):
+        kr.revoke(two, keys, member="bob", now=NOW)  # would leave 1 admin for threshold 2
+    one_sig = sign(kr.set_threshold(two, 1), ALICE)
+    assert any("requires 2" in p for p in two.transition_problems(one_sig))
+
+
+def test_forged_grant_is_rejected() -> None:
+    """A self-signed keyring adding an admin is self-consistent but not a valid successor."""
+    ring, keys = admin_ring()
+    forged = kr.grant(ring, keys, name="mallory", recipient=MALLORY.recipient, role="admin",
+                      signing_key=MALLORY.signing_key, expires=None, now=NOW)
+    sign(forged, MALLORY)
+    assert Keyring.from_json(forged.to_json()).verify_signatures()  # passes on its own
+    assert any("previous admins" in p for p in ring.transition_problems(forged))
+
+
+@pytest.mark.parametrize("value", ["2026-13-01", "tomorrow", "2026-1-1", None, 20260101])
+def test_malformed_expiry_rejected(value: Any) -> None:
+    ring, _ = admin_ring()
+    doc = json.loads(ring.to_json())
+    doc["signed"]["members"][0]["expires"] = value
+    with pytest.raises(KeyringError, match="expires"):
+        Keyring.from_json(json.dumps(doc))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["grant-bob", "grant-carol", "revoke-bob", "revoke-carol",
+                                 "rotate"]), max_size=6))
+def test_any_sequence_of_changes_is_a_valid_chain(ops: list[str]) -> None:
+    ring, keys = admin_ring()
+    who = {"bob": BOB, "carol": CAROL}
+    for op in ops:
+        action, _, name = op.partition("-")
+        present = name and ring.member_for(who[name]) is not None
+        if action == "grant" and not present:
+            ident = who[name]
+            nxt = kr.grant(ring, keys, name=name, recipient=ident.recipient,
+                           role="writer" if ident.signing else "reader",
+                           signing_key=ident.signing_key, expires=None, now=NOW)
+        elif action == "revoke" and present:
+            nxt = kr.revoke(ring, keys, member=name, now=NOW)
+        elif action == "rotate":
+            nxt, _ = kr.rotate(ring, keys, now=NOW, today=DAY)
+        else:
+            continue
+        ring = applied(ring, nxt)
+        name_secret = keys.name_secret
+        keys = ring.unwrap(ALICE)
+        assert keys.name_secret == name_secret  # shared across epochs
+        for ident in who.values():
+            member = ring.member_for(ident)
+            if member is None:
+                with pytest.raises(NoKeyForEpochError):
+                    ring.unwrap(ident).key_for_epoch(ring.current_epoch)
+            else:
+                assert ring.current_epoch in ring.unwrap(ident).data_keys

@@ -96,7 +96,7 @@ def decrypt(
         out,
         object_id=oid,
         key_for_epoch=keyset.key_for_epoch,
-        is_trusted_signer=trusted.__contains__,
+        is_trusted_signer=lambda k, _epoch: k in trusted,
     )
     return bytes(out.data), seal
 
@@ -187,7 +187,7 @@ def test_decrypt_from_short_reads(size: int, chunk: int) -> None:
         sink,
         object_id=OID,
         key_for_epoch={1: KEY}.__getitem__,
-        is_trusted_signer=lambda k: k == WRITER.public,
+        is_trusted_signer=lambda k, _epoch: k == WRITER.public,
     )
     assert bytes(sink.data) == payload
 

@@ -283,3 +283,30 @@ def test_policy_threshold_enforced_for_successor() -> None:
         Keyring.from_json(v3.to_json()).verify_signatures()
     # ... and as a transition it lacks the previous admins' quorum
     assert "requires 2" in v2.transition_problems(v3)[0]
+
+
+def test_expired_member_still_holding_the_current_key_is_reported() -> None:
+    found = E.expired_member_findings("r9", 3, [("bob", "writer", "2026-05-31")])
+    assert [(f.rev, f.dataset, f.code) for f in found] == [
+        ("r9", ".dvc/secure/keyring.json", E.EXPIRED_MEMBER)]
+    assert "2026-05-31" in found[0].message and "epoch 3" in found[0].message
+    assert "dvc-secure rotate" in found[0].fix
+    assert E.expired_member_findings("r9", 3, []) == []
+
+
+def test_forged_policy_signed_by_a_new_admin_is_unauthorized() -> None:
+    """A keyring that adds its own signer as admin: the engine asks the previous policy."""
+    from dvc_secure.keys import keyring as kr
+    from dvc_secure.keys.identity import Identity
+
+    alice, mallory = Identity.generate(), Identity.generate()
+    assert mallory.signing is not None
+    v1 = kr.Keyring.create(alice, "alice", "t")
+    forged = kr.grant(v1, v1.unwrap(alice), name="mallory", recipient=mallory.recipient,
+                      role="admin", signing_key=mallory.signing_key, expires=None, now="t")
+    forged.sign(mallory.signing)
+    verifier = E.HistoryVerifier()
+    assert verifier.verify(E.Snapshot("r1", (), {}, v1)) == []
+    found = verifier.verify(E.Snapshot("r2", ("r1",), {}, forged))
+    assert [f.code for f in found] == [E.POLICY_UNAUTHORIZED]
+    assert "previous admins" in found[0].message
