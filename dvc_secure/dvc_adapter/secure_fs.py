@@ -25,6 +25,7 @@ from dvc_objects.fs.base import FileSystem
 from fsspec import AbstractFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
+from dvc_secure.audit import activity as audit_activity
 from dvc_secure.dvc_adapter.compat import DvcSecureDvcError, build_inner_fs, fs_join
 from dvc_secure.errors import DvcSecureError, UnsafeRemoteURLError
 from dvc_secure.format.names import hide_name, reveal_name
@@ -390,6 +391,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
 
     # --- data ------------------------------------------------------------------------------
 
+    @audit_activity.failures_counted
     def upload_stream(self, source: IO[bytes], path: str, size: int | None = None) -> ObjectSeal:
         """Encrypt ``source`` and store it as ``path``; a failure leaves no partial object.
 
@@ -422,6 +424,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         seal = reader.seal
         if seal is None:
             raise DvcSecureError(f"upload of '{rel}' ended before the object was complete")
+        audit_activity.count("up", seal.plaintext_size)
         if self.journal is not None and seal.ciphertext_sha256 is not None:
             self.journal.record(self.fsid, rel, StoredObject(
                 self._storage_rel(target), seal.ciphertext_size, seal.ciphertext_sha256.hex()))
@@ -459,6 +462,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         with open(lpath, "rb") as f:
             self.upload_stream(cast(IO[bytes], _ProgressSource(f, callback)), rpath, size=size)
 
+    @audit_activity.failures_counted
     def get_file(self, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK,
                  outfile: Any = None, **kwargs: Any) -> None:
         rel = self._rel(self._strip_protocol(rpath))
@@ -485,6 +489,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
                     is_trusted_signer=keys.is_trusted_signer,
                 )
             os.replace(partial, lpath)
+            audit_activity.count("down", os.path.getsize(lpath))
         except BaseException:
             # never leave unauthenticated plaintext where DVC could pick it up
             with contextlib.suppress(FileNotFoundError):
@@ -680,6 +685,7 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
         dvc_dir = conf.get("secure_dvc_dir")
         if dvc_dir:
             fs.journal = PushJournal(journal_path(dvc_dir))
+            audit_activity.watch(dvc_dir, fs.keys)  # one push/pull audit event at exit
         if dvc_dir and not conf.get("allow_gc_sealed", False):
             fs.pins = _memoise(lambda: _sealed_pins(Path(dvc_dir), fs))
         return fs

@@ -54,8 +54,14 @@ def plaintext_probes() -> list[bytes]:
     return probes
 
 
+def stored_objects(repo: SecureRepo) -> list[Path]:
+    """DVC's objects on the storage (not dvc-secure's own files under dvc-secure/)."""
+    return [p for p in files_under(repo.storage)
+            if "dvc-secure" not in p.relative_to(repo.storage).parts]
+
+
 def assert_only_ciphertext(repo: SecureRepo) -> list[Path]:
-    stored = files_under(repo.storage)
+    stored = stored_objects(repo)
     assert stored, "nothing was pushed"
     probes = plaintext_probes()
     for path in stored:
@@ -150,7 +156,7 @@ def test_gc_cloud_removes_exactly_unused_objects_and_never_foreign_files(
     repo.dvc("gc", "-c", "-w", "-f")
 
     kept = {storage_path(repo, oid) for oid in v2_ids.values()}
-    assert set(files_under(repo.storage)) == kept | set(foreign)
+    assert set(stored_objects(repo)) == kept | set(foreign)
     assert not v1_model.exists()
 
     wipe_cache_and_workspace(repo)
@@ -169,10 +175,10 @@ def test_run_cache_push_pull_round_trip_is_encrypted(pushed_repo: SecureRepo) ->
     runs = repo.root / ".dvc" / "cache" / "runs"
     before = {p.relative_to(runs): p.read_bytes() for p in files_under(runs)}
     assert before, "repro left no run cache entry"
-    objects_before = set(files_under(repo.storage))
+    objects_before = set(stored_objects(repo))
 
     repo.dvc("push", "-q", "--run-cache")
-    new = set(files_under(repo.storage)) - objects_before
+    new = set(stored_objects(repo)) - objects_before
     assert new, "the run cache was not pushed"
     for path in new:
         blob = path.read_bytes()

@@ -53,10 +53,17 @@ def wipe_local(repo_root: Path, outputs: list[str]) -> None:
             p.unlink()
 
 
+def object_keys(store: Store) -> list[str]:
+    """The store's keys that are DVC objects (dvc-secure/ holds the plugin's own files)."""
+    keys: list[str] = store.keys()
+    return [k for k in keys if not k.startswith("dvc-secure/")]
+
+
 def assert_only_ciphertext(store: Store, oids: set[str], expected_count: int | None = None,
                            hidden: bool = True) -> dict[str, bytes]:
     """What the provider holds: DVCSEC objects only, no plaintext, no MD5 ids in the names."""
-    objects = store.objects()
+    # dvc-secure/ holds the plugin's own files (audit log, remote index), not DVC objects
+    objects = {k: v for k, v in store.objects().items() if not k.startswith("dvc-secure/")}
     assert objects, f"nothing stored on {store.url}"
     if expected_count is not None:
         assert len(objects) == expected_count, sorted(objects)

@@ -14,7 +14,14 @@ from collections.abc import Callable
 import pytest
 
 from .conftest import BackendRepo, configure_remote
-from .helpers import assert_only_ciphertext, local_oids, read_tree, wipe_local, write_dataset
+from .helpers import (
+    assert_only_ciphertext,
+    local_oids,
+    object_keys,
+    read_tree,
+    wipe_local,
+    write_dataset,
+)
 from .stores import Store
 
 OUTPUTS = ["data", "model.bin"]
@@ -76,4 +83,4 @@ def test_second_encrypted_copy_on_another_backend(
     wipe_local(clone_root, OUTPUTS)
     clone.dvc("pull", "-q")  # the default remote, vault
     assert read_tree(clone_root, list(files)) == files
-    assert len(primary.keys()) == len(oids)
+    assert len(object_keys(primary)) == len(oids)

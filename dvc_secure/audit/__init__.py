@@ -1,0 +1,1 @@
+"""Tamper-evident audit trail: signed, hash-chained, encrypted events on the secure remote."""
