@@ -22,13 +22,29 @@ def _now() -> str:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from dvc_secure.identity_store import default_output_path, save_identity
+    from dvc_secure import identity_store as store
     from dvc_secure.keys.identity import Identity
 
-    path = Path(args.output) if args.output else default_output_path()
+    if args.keyring_user and args.store != "os-keyring":
+        raise ConfigurationError("--keyring-user only applies to --store os-keyring",
+                                 hint="add --store os-keyring, or drop --keyring-user")
+    path = Path(args.output) if args.output else store.default_output_path()
     identity = Identity.generate()
-    save_identity(identity, path, _now(), force=args.force)
-    print(f"identity written to {path} (mode 0600; keep it secret, never commit it)", file=sys.stderr)
+    # the passphrase comes from DVC_SECURE_PASSPHRASE[_FILE] or a TTY prompt, never argv
+    secret = store.read_passphrase(source="the new identity", confirm=True) if args.passphrase else None
+    protected = " (passphrase-protected)" if secret else ""
+    if args.store == "os-keyring":
+        user = args.keyring_user or store.default_keyring_user()
+        pointer = store.save_to_os_keyring(identity, path, _now(), user, args.force, secret)
+        print(f"identity stored in the {pointer.describe()}{protected}; "
+              f"pointer file (no secret) written to {path}", file=sys.stderr)
+    elif secret is not None:
+        store.save_protected_identity(identity, path, _now(), secret, force=args.force)
+        print(f"passphrase-protected identity written to {path} "
+              "(mode 0600; keep it secret, never commit it)", file=sys.stderr)
+    else:
+        store.save_identity(identity, path, _now(), force=args.force)
+        print(f"identity written to {path} (mode 0600; keep it secret, never commit it)", file=sys.stderr)
     print(f"recipient: {identity.recipient}")
     print(f"signing-key: {identity.signing_key}")
     return EXIT_OK
@@ -41,6 +57,9 @@ def cmd_whoami(args: argparse.Namespace) -> int:
     print(f"identity: {identity_source()}")
     print(f"recipient: {identity.recipient}")
     print(f"signing-key: {identity.signing_key or '(none: this identity can decrypt, not sign)'}")
+    if identity.signing_key:
+        # one string to hand to an admin: 'dvc-secure grant CARD --role ROLE'
+        print(f"member-card: {identity.recipient}+{identity.signing_key}")
     return EXIT_OK
 
 
@@ -97,6 +116,10 @@ def cmd_seal(args: argparse.Namespace) -> int:
         state = f"sealed version {r.version}" if r.changed else f"unchanged (version {r.version})"
         print(f"{r.sidecar_path}: {state}")
     if any(r.changed for r in results):
+        from dvc_secure.audit.recorder import record_event
+
+        record_event(repo.root, "seal", datasets=[r.metafile for r in results if r.changed],
+                     details={"versions": {r.metafile: r.version for r in results if r.changed}})
         print("next: git add the .seal files with their metafiles", file=sys.stderr)
     return EXIT_OK
 
@@ -114,6 +137,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.junit:
         Path(args.junit).write_text(render_junit(report), encoding="utf-8")
     print(render_json(report) if args.json else render_text(report))
+    from dvc_secure.audit.recorder import flush_quietly, record_event
+
+    record_event(repo.root, "verify", details={"ok": report.ok, "rev": args.rev or "HEAD",
+                                               "remote": bool(args.remote), "deep": bool(args.deep)},
+                 warn=False, interactive=False)  # verify needs no identity: never ask for one
+    if args.remote:  # it talks to the remote anyway: upload the event (CI clones are thrown away)
+        flush_quietly(repo.root)
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
@@ -180,9 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="PATH",
                    help="where to write it (default: $DVC_SECURE_IDENTITY_FILE, else $XDG_CONFIG_HOME/dvc-secure/identity.txt)")
     p.add_argument("--force", action="store_true", help="replace an existing identity file")
+    p.add_argument("--passphrase", action="store_true",
+                   help="protect it with a passphrase (scrypt): asked twice on a terminal, or taken "
+                   "from $DVC_SECURE_PASSPHRASE_FILE / $DVC_SECURE_PASSPHRASE")
+    p.add_argument("--store", choices=("file", "os-keyring"), default="file",
+                   help="file (default): the identity file; os-keyring: the OS keyring (needs the "
+                   "'keyring' package), with a pointer file (no secret) at the usual path")
+    p.add_argument("--keyring-user", metavar="NAME",
+                   help="user name of the OS keyring entry (service 'dvc-secure'; default: your login)")
     p.set_defaults(func=cmd_keygen)
 
-    p = sub.add_parser("whoami", help="print the public recipient of the current identity")
+    p = sub.add_parser("whoami", help="print the current identity's public keys and where it is stored")
     p.set_defaults(func=cmd_whoami)
 
     p = sub.add_parser("init", help="create the repository keyring; optionally add the secure remote")
@@ -244,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     from dvc_secure.cli_hooks import add_parsers as add_hook_parsers
 
     add_hook_parsers(sub)
+    from dvc_secure.cli_audit import add_parsers as add_audit_parsers
+
+    add_audit_parsers(sub)
+    from dvc_secure.cli_access import add_parsers as add_access_parsers
+
+    add_access_parsers(sub)
     return parser
 
 
