@@ -2,10 +2,9 @@
 
 Installs a ``sys.meta_path`` finder that applies dvc-secure's registration patches right
 after DVC imports the three modules they change. It never imports DVC itself and
-imports nothing heavier than ``sys`` (no importlib.abc, no typing: ~0.1 ms).
+imports nothing heavier than ``sys`` (no importlib.abc, no typing, not even
+``__future__``, which is a real import at run time: ~0.1 ms in all).
 """
-
-from __future__ import annotations
 
 import sys
 

@@ -1,16 +1,23 @@
 """``dvc-secure install`` / ``uninstall`` / ``hook NAME``: the git hook commands.
 
-Kept apart from ``cli.py``; ``cli.build_parser`` calls :func:`add_parsers`.
+Kept apart from ``cli.py``; ``cli.build_parser`` calls :func:`add_parsers`. The installed
+hook scripts run ``python -m dvc_secure.cli_hooks NAME ARGS`` (:func:`main`), which skips
+importing and building the whole command line: a hook runs on every commit.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
-from dvc_secure.errors import ConfigurationError
+from dvc_secure.errors import ConfigurationError, DvcSecureError
+
+if TYPE_CHECKING:
+    import argparse
 
 HOOKS = ("pre-commit", "pre-merge-commit", "prepare-commit-msg", "pre-push")
 
@@ -59,6 +66,23 @@ def cmd_hook(args: argparse.Namespace) -> int:
     raise ConfigurationError(f"unknown hook '{args.name}'", hint=f"one of: {', '.join(HOOKS)}")
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m dvc_secure.cli_hooks NAME [ARGS...]``: what ``dvc-secure hook`` does."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in HOOKS:
+        print(f"usage: python -m dvc_secure.cli_hooks {{{','.join(HOOKS)}}} [args...]",
+              file=sys.stderr)
+        return 2
+    try:
+        return cmd_hook(SimpleNamespace(name=args[0], args=args[1:]))  # type: ignore[arg-type]
+    except DvcSecureError as exc:
+        print(f"dvc-secure: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dvc-secure: interrupted", file=sys.stderr)
+        return 130
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("install", help="install git hooks that seal and verify on commit and push "
                        "(chained with DVC's and your own hooks)")
@@ -70,3 +94,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("name", choices=HOOKS)
     p.add_argument("args", nargs="*", help="arguments git passes to the hook")
     p.set_defaults(func=cmd_hook)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,7 @@ history to the verification engine and collect what it finds."""
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +17,14 @@ from dvc_secure.git_adapter.history import (
     open_repository,
     sidecar_history,
 )
+from dvc_secure.git_adapter.verify_cache import VerifyCache
 from dvc_secure.keys.keyring import Keyring
 from dvc_secure.sidecar.model import SIDECAR_SUFFIX, Sidecar
 from dvc_secure.verification.engine import (
     UNTRUSTED_ROOT,
-    ChainState,
     Finding,
-    Head,
     HistoryVerifier,
+    expired_member_findings,
 )
 
 
@@ -53,51 +53,6 @@ def _all_tips(repo: pygit2.Repository) -> list[pygit2.Commit]:
         except (ValueError, pygit2.GitError):
             continue
     return tips
-
-
-class VerifyCache:
-    """Chain states of recently verified commits, so verifying a new commit on top of an
-    already verified history does not walk that history again. Lives in the git
-    directory (never committed). A damaged file is ignored; CI normally starts without it
-    and verifies the whole history."""
-
-    VERSION = 1
-    KEEP = 64
-
-    def __init__(self, repo: pygit2.Repository) -> None:
-        self.path = Path(repo.path) / "dvc-secure" / "verify-cache.json"
-        self.states: dict[str, ChainState] = {}
-        self.known: dict[str, list[str]] = {}
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            if doc.get("version") == self.VERSION:
-                for rev, st in doc["states"].items():
-                    self.states[rev] = ChainState(
-                        {k: Head(v[0], int(v[1])) for k, v in st["heads"].items()},
-                        {k: int(v) for k, v in st["high_water"].items()})
-                self.known = {k: list(v) for k, v in doc["known"].items()}
-        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
-            self.states, self.known = {}, {}
-
-    def save(self, verifier: HistoryVerifier, revs: list[str]) -> None:
-        for rev in revs:
-            if rev in verifier.states:
-                self.states.pop(rev, None)
-                self.states[rev] = verifier.states[rev]
-        keep = list(self.states.items())[-self.KEEP:]
-        doc = {
-            "version": self.VERSION,
-            "states": {rev: {"heads": {k: [h.digest, h.version] for k, h in st.heads.items()},
-                             "high_water": st.high_water} for rev, st in keep},
-            "known": {k: list(v) for k, v in verifier.known.items()},
-        }
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(doc), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError:
-            pass  # a cache: never worth failing a verification over
 
 
 def _trust_at(reader: SnapshotReader, commit: pygit2.Commit) -> Keyring | None:
@@ -137,7 +92,7 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     # the cache only skips history *outside* the requested revisions; --all-revisions and
     # the remote levels need every sidecar, so they always walk everything
     # (and a pinned root needs the walk to start at the root)
-    cache = VerifyCache(repo) if use_cache and targets is not None and not (
+    cache = VerifyCache(Path(repo.path)) if use_cache and targets is not None and not (
         remote or deep or root_policy) else None
     hide: set[str] = set()
     if cache is not None and cache.states:
@@ -179,6 +134,10 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     if cache is not None and processed:
         keep = [str(p) for t in tips for p in t.parent_ids] + [str(t.id) for t in tips]
         cache.save(verifier, [r for r in keep if r in verifier.states])
+    if exclude is None:
+        # (not for pre-push, which passes ``exclude``: an expiry must not block a writer's
+        # push; rotating is an admin's job, and 'verify' tells them)
+        report.findings.extend(_expired_members(reader, tips))
     if remote or deep:
         from dvc_secure.remote_check import RemoteChecker
 
@@ -189,6 +148,23 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
             report.findings.extend(checker.check_deep(sealed.values()))
     report.verifier, report.reader = verifier, reader
     return report
+
+
+def _expired_members(reader: SnapshotReader, tips: list[pygit2.Commit],
+                     today: dt.date | None = None) -> list[Finding]:
+    """Members of the tips' keyrings whose grant expired but who hold the current epoch."""
+    day = today or dt.datetime.now(dt.timezone.utc).date()
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for tip in tips:
+        ring = _trust_at(reader, tip)
+        if ring is None or ring.digest in seen:
+            continue
+        seen.add(ring.digest)
+        expired = [(m.name, m.role, m.expires or "") for m in ring.expired_members(day)
+                   if ring.holds_current_epoch(m)]
+        out += expired_member_findings(str(tip.id), ring.current_epoch, expired)
+    return out
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ reverts and merges that roll data back) and make sure the objects of every newly
 output are on its secure remote (pushing them with ``dvc push`` when they are not).
 
 Every problem says what is wrong and the one command that fixes it. DVC is only imported
-when sealing or when the remote has to be read.
+when the remote has to be read: by pre-push, and by sealing when this clone's push
+journal cannot pin the stored ciphertext (see ``sealing``).
+
+pre-commit is on every commit's critical path, so its usual case reads git through
+``git`` plumbing (no pygit2), starts from HEAD's chain state in the verify cache and
+re-checks only the datasets whose metafile or sidecar differ from HEAD or lack a
+passed-check record (``git_adapter.verify_cache``); merges, policy changes and a HEAD
+without a cached state take the full path (``verify_history`` through pygit2).
 """
 
 from __future__ import annotations
@@ -21,13 +28,21 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
-import pygit2
-
+from dvc_secure.dvc_config_file import DvcRemotes, dvc_remotes
 from dvc_secure.errors import DvcSecureError
-from dvc_secure.git_adapter.history import KEYRING_PATH, SnapshotReader
+from dvc_secure.git_adapter import plumbing
+from dvc_secure.git_adapter.plumbing import EMPTY_TREE, ObjectReader, RawChange, WorkTree
+from dvc_secure.git_adapter.snapshots import KEYRING_PATH, SnapshotBuilder
+from dvc_secure.git_adapter.verify_cache import (
+    CheckCache,
+    CheckedInfo,
+    VerifyCache,
+    check_key,
+    staged_key,
+)
+from dvc_secure.keys.keyring import Keyring
 from dvc_secure.sidecar.metafile import is_metafile
 from dvc_secure.sidecar.model import SIDECAR_SUFFIX, Sidecar
 from dvc_secure.verification.engine import (
@@ -35,13 +50,18 @@ from dvc_secure.verification.engine import (
     UNSEALED,
     Finding,
     HistoryVerifier,
+    MetafileState,
     Snapshot,
 )
+
+if TYPE_CHECKING:  # pygit2 is imported by pre-push and pre-commit's full path only
+    import pygit2
+
+    from dvc_secure.git_adapter.history import SnapshotReader
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
 ZERO = "0" * 40
 DEFAULT_MAX_FILE_SIZE = 1 << 20
-SECURE_SCHEME = "secure"
 PROTECTED = ("confidential", "restricted")
 _KEY_RE = re.compile(
     rb"(AGE-SECRET-KEY-1|DVC-SECURE-SIGNING-KEY-1)[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{40,}",
@@ -72,6 +92,8 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _open(start: Path) -> tuple[pygit2.Repository, Path] | None:
+    import pygit2
+
     found = pygit2.discover_repository(str(start))
     if found is None:
         return None
@@ -81,155 +103,51 @@ def _open(start: Path) -> tuple[pygit2.Repository, Path] | None:
     return repo, Path(repo.workdir)
 
 
-def _head(repo: pygit2.Repository) -> pygit2.Commit | None:
-    if repo.head_is_unborn:
-        return None
-    return repo.head.peel(pygit2.Commit)
-
-
-# --- DVC config (read without importing DVC: hooks must start fast) -----------------------
-
-
-def _parse_dvc_config(path: Path, into: dict[str, dict[str, str]]) -> None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return
-    section = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip().strip("'")
-            section = re.sub(r'\s+', " ", section).replace('"', "")
-            into.setdefault(section, {})
-        elif section is not None and "=" in line:
-            key, _, value = line.partition("=")
-            into[section][key.strip().lower()] = value.strip().strip("'\"")
-
-
-@dataclass(frozen=True)
-class DvcRemotes:
-    default: str | None
-    urls: dict[str, str]
-
-    def url(self, name: str) -> str | None:
-        url = self.urls.get(name)
-        parsed = urlparse(url or "")
-        if url and parsed.scheme == "remote":  # remote://other/sub cross-reference
-            base = self.urls.get(parsed.netloc)
-            return f"{base.rstrip('/')}{parsed.path}" if base else None
-        return url
-
-    def is_secure(self, name: str | None) -> bool:
-        url = self.url(name) if name else None
-        parsed = urlparse(url or "")
-        return parsed.scheme == SECURE_SCHEME and bool(parsed.netloc)
-
-    def secure_names(self) -> list[str]:
-        return sorted(n for n in self.urls if self.is_secure(n))
-
-
-def dvc_remotes(dvc_dir: Path) -> DvcRemotes:
-    """``core.remote`` and remote URLs from DVC's config levels (system, global, repo, local)."""
-    env = os.environ
-    system = Path(env.get("DVC_SYSTEM_CONFIG_DIR", "/etc/xdg/dvc"))
-    glob = Path(env.get("DVC_GLOBAL_CONFIG_DIR") or Path(
-        env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "dvc")
-    conf: dict[str, dict[str, str]] = {}
-    for path in (system / "config", glob / "config", dvc_dir / "config", dvc_dir / "config.local"):
-        _parse_dvc_config(path, conf)
-    urls = {sec[len("remote "):]: opts["url"] for sec, opts in conf.items()
-            if sec.startswith("remote ") and "url" in opts}
-    return DvcRemotes(conf.get("core", {}).get("remote") or None, urls)
-
-
-# --- the index (staged state) --------------------------------------------------------------
-
-
-def _index(repo: pygit2.Repository, root: Path) -> pygit2.Index:
-    """The index git is committing: $GIT_INDEX_FILE during `git commit -a` / partial commits."""
-    path = os.environ.get("GIT_INDEX_FILE")
-    if path:
-        return pygit2.Index(str(Path(root, path)))
-    index: pygit2.Index = repo.index
-    index.read()
-    return index
-
-
-def _relevant(path: str) -> bool:
-    parts = path.split("/")
-    if ".git" in parts:
-        return False
-    if ".dvc" in parts[:-1]:
-        return path == KEYRING_PATH
-    return is_metafile(path) or path.endswith(SIDECAR_SUFFIX)
-
-
-def _index_files(index: pygit2.Index) -> dict[str, str]:
-    return {e.path: str(e.id) for e in index if _relevant(e.path)}
-
-
-@dataclass(frozen=True)
-class StagedChange:
-    status: str  # A, M, D, T
-    path: str
-
-
-def staged_changes(root: Path, has_head: bool) -> list[StagedChange]:
-    base = "HEAD" if has_head else "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # empty tree
-    proc = _git(["diff", "--cached", "--name-status", "-z", "--no-renames", base], root)
-    if proc.returncode != 0:
-        return []
-    fields = proc.stdout.split("\0")
-    return [StagedChange(fields[i][:1], fields[i + 1])
-            for i in range(0, len(fields) - 1, 2) if fields[i]]
-
-
 # --- content scans --------------------------------------------------------------------------
 
 
-def _max_file_size(repo: pygit2.Repository) -> int:
+def _max_file_size(config: dict[str, list[str]]) -> int:
+    values = config.get("dvc-secure.maxfilesize")
     try:
-        return int(repo.config.get_int("dvc-secure.maxFileSize"))
-    except (KeyError, ValueError, pygit2.GitError):
+        return plumbing.config_int(values[-1]) if values else DEFAULT_MAX_FILE_SIZE
+    except ValueError:
         return DEFAULT_MAX_FILE_SIZE
 
 
-def _allowed(repo: pygit2.Repository, path: str) -> bool:
+def _allowed(patterns: list[str], path: str) -> bool:
     """Paths exempted from the content scans: ``git config --add dvc-secure.allow GLOB``."""
     import fnmatch
 
-    try:
-        patterns = [str(p) for p in repo.config.get_multivar("dvc-secure.allow") if p]
-    except (KeyError, pygit2.GitError):
-        return False
     return any(fnmatch.fnmatch(path, p) for p in patterns)
 
 
-def scan_blobs(repo: pygit2.Repository, index: pygit2.Index,
-               changes: Iterable[StagedChange]) -> list[Problem]:
+def git_config(root: Path) -> dict[str, list[str]]:
+    """The config values the hooks read (dvc-secure.*, and user.* for sealing): one process."""
+    return plumbing.config_values(root, r"^(dvc-secure|user)\.")
+
+
+def scan_blobs(objects: ObjectReader, changes: Iterable[RawChange],
+               config: dict[str, list[str]]) -> list[Problem]:
     """Key material, identities and large plaintext files among the staged additions."""
     problems: list[Problem] = []
-    limit = _max_file_size(repo)
-    for ch in changes:
-        if ch.status == "D":
+    todo = [c for c in changes if c.new is not None]
+    if not todo:
+        return problems
+    limit = _max_file_size(config)
+    patterns = [p for p in config.get("dvc-secure.allow", []) if p]
+    for ch in todo:
+        if _allowed(patterns, ch.path):
             continue
-        try:
-            entry = index[ch.path]
-        except KeyError:
-            continue
-        blob = repo.get(entry.id)
-        if not isinstance(blob, pygit2.Blob):
+        assert ch.new is not None
+        got = objects.get(ch.new)
+        if got is None or got[1] != "blob":
             continue  # a submodule
-        if _allowed(repo, ch.path):
+        data = got[2]
+        size = len(data)
+        if size <= _SCAN_LIMIT and _KEY_RE.search(data):
+            problems.append(_key_problem(ch.path, data))
             continue
-        size = blob.size
-        if size <= _SCAN_LIMIT and _KEY_RE.search(blob.data):
-            problems.append(_key_problem(ch.path, bytes(blob.data)))
-            continue
-        special = _relevant(ch.path) or ch.path.endswith((".gitignore", ".dvcignore"))
+        special = plumbing.relevant(ch.path) or ch.path.endswith((".gitignore", ".dvcignore"))
         if limit > 0 and size > limit and not special:
             problems.append(Problem(
                 ch.path,
@@ -266,32 +184,27 @@ def _finding_problem(f: Finding) -> Problem:
     return Problem(f.dataset, f.message, f.fix)
 
 
-def _verify_staged(repo: pygit2.Repository, root: Path, head: pygit2.Commit | None,
-                   files: dict[str, str], label: str,
-                   seeded: tuple[HistoryVerifier, SnapshotReader] | None
-                   ) -> tuple[Snapshot, list[Finding], tuple[HistoryVerifier, SnapshotReader]]:
-    if seeded is None:
-        if head is not None:
-            from dvc_secure.history_check import verify_history
-
-            rep = verify_history(root, rev=str(head.id))
-            assert rep.verifier is not None and rep.reader is not None
-            seeded = (rep.verifier, rep.reader)
+def _before(files: dict[str, str], diff: Iterable[RawChange]) -> dict[str, str]:
+    """The relevant files before ``diff``, given those after it."""
+    out = dict(files)
+    for c in diff:
+        if not plumbing.relevant(c.path):
+            continue
+        if c.old is None:
+            out.pop(c.path, None)
         else:
-            seeded = (HistoryVerifier(), SnapshotReader(repo))
-    verifier, reader = seeded
-    parents = [str(head.id)] if head is not None else []
-    merge_head = Path(repo.path) / "MERGE_HEAD"
-    if merge_head.is_file():
-        parents += [line.strip() for line in merge_head.read_text().splitlines() if line.strip()]
-    for p in parents:
-        if p not in verifier.trusts and p in repo:
-            # a parent seeded from the cache: give the policy check its trust
-            c = repo.get(p)
-            if isinstance(c, pygit2.Commit):
-                verifier.trusts[p] = reader.snapshot(c).trust
-    snap = reader.snapshot_from_files(label, tuple(parents), files)
-    return snap, verifier.verify(snap), seeded
+            out[c.path] = c.old
+    return out
+
+
+def _metafiles(files: dict[str, str]) -> list[str]:
+    return sorted(p for p in files if is_metafile(p))
+
+
+def _checked_info(mf: MetafileState) -> CheckedInfo:
+    assert mf.sidecar is not None
+    return (mf.sidecar.access.classification,
+            [(out, mf.remotes.get(out)) for out in sorted(mf.outputs)])
 
 
 def _worktree_differs(root: Path, path: str, blob_id: str) -> bool:
@@ -299,16 +212,31 @@ def _worktree_differs(root: Path, path: str, blob_id: str) -> bool:
         data = (root / path).read_bytes()
     except OSError:
         return True
-    return str(pygit2.hash(data)) != blob_id
+    return plumbing.object_id(data, len(blob_id)) != blob_id
 
 
-def _seal(root: Path, targets: list[str]) -> list[Problem]:
+def _seal(wt: WorkTree, objects: ObjectReader, config: dict[str, list[str]],
+          targets: list[str]) -> list[Problem]:
     from dvc_secure.sealing import NotPushedError, seal_metafiles
 
+    root = wt.root
     problems = []
     for target in targets:  # one by one: one unpushed dataset must not hide the others
         try:
-            seal_metafiles(root, [target])
+            # pin from the push journal; the remote index is uploaded by pre-push
+            results = seal_metafiles(root, [target], defer_upload=True,
+                                     git=(wt, objects, config))
+            changed = [r for r in results if r.changed]
+            if changed:
+                from dvc_secure.audit.recorder import record_event
+
+                head = objects.commit("HEAD")
+                # queued locally (no network in a hook); uploaded by the next push or pull
+                record_event(root, "seal", datasets=[r.metafile for r in changed],
+                             revision=head[0] if head else None,
+                             details={"versions": {r.metafile: r.version for r in changed},
+                                      "via": "pre-commit"},
+                             interactive=False)
         except NotPushedError:
             problems.append(Problem(target, "its data is not on the secure remote yet, so it "
                                     "cannot be sealed; push it, then commit again",
@@ -319,16 +247,16 @@ def _seal(root: Path, targets: list[str]) -> list[Problem]:
     return problems
 
 
-def _remote_problems(snap: Snapshot, remotes: DvcRemotes) -> list[Problem]:
+def _remote_problems(datasets: Iterable[tuple[str, CheckedInfo]],
+                     remotes: DvcRemotes) -> list[Problem]:
+    """Confidential or restricted outputs whose remote does not encrypt."""
     problems = []
     secure = remotes.secure_names()
     good = secure[0] if secure else None
-    for name, mf in sorted(snap.metafiles.items()):
-        sc = mf.sidecar
-        if sc is None or sc.access.classification not in PROTECTED:
+    for name, (classification, outputs) in sorted(datasets, key=lambda d: d[0]):
+        if classification not in PROTECTED:
             continue
-        for out in sorted(mf.outputs):
-            declared = mf.remotes.get(out)
+        for out, declared in outputs:
             remote = declared or remotes.default
             if remotes.is_secure(remote):
                 continue
@@ -341,29 +269,207 @@ def _remote_problems(snap: Snapshot, remotes: DvcRemotes) -> list[Problem]:
             else:
                 fix = f"dvc remote default {good}"
             problems.append(Problem(name, f"output {out} is classified "
-                                    f"{sc.access.classification} but would go to {where}, which "
+                                    f"{classification} but would go to {where}, which "
                                     "does not encrypt", fix))
     return problems
 
 
-def pre_commit(start: Path) -> int:
-    opened = _open(start)
-    if opened is None:
-        return EXIT_OK
-    repo, root = opened
-    head = _head(repo)
-    index = _index(repo, root)
-    changes = staged_changes(root, head is not None)
-    problems = scan_blobs(repo, index, changes)
-    if not (root / ".dvc").is_dir():
-        return _finish(repo, index, problems)
-    files = _index_files(index)
-    head_files = SnapshotReader(repo).files_at(head) if head is not None else {}
-    if KEYRING_PATH not in files and KEYRING_PATH not in head_files:
-        return _finish(repo, index, problems)  # dvc-secure not initialised here
-    snap, findings, seeded = _verify_staged(repo, root, head, files, "(staged)", None)
+class _StagedCheck:
+    """Verifies the staged state (the index, with HEAD and MERGE_HEAD as parents)."""
 
-    changed = {c.path for c in changes if c.status != "D"}
+    def __init__(self, wt: WorkTree, objects: ObjectReader, head: str | None,
+                 head_tree: str, head_parents: list[str]) -> None:
+        self.wt, self.root, self.objects = wt, wt.root, objects
+        self.head, self.head_tree, self.head_parents = head, head_tree, head_parents
+        self.cache = VerifyCache(wt.git_dir)
+        self.label: str | None = None  # of the last staged snapshot verified
+        self.checks = CheckCache(wt.git_dir)
+        self.builder = SnapshotBuilder(self._blob, self.checks.keyrings)
+        self.fast: HistoryVerifier | None = None
+        self.slow: tuple[HistoryVerifier, SnapshotReader, pygit2.Repository] | None = None
+        self.skipped: dict[str, CheckedInfo] = {}  # datasets not re-checked (fast path)
+
+    def _blob(self, oid: str) -> bytes:
+        data = self.objects.blob(oid)
+        return data if data is not None else b""  # a missing blob: a parse error, reported
+
+    def merge_heads(self) -> list[str]:
+        path = self.wt.git_dir / "MERGE_HEAD"
+        if not path.is_file():
+            return []
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+    # --- HEAD's chain state ---------------------------------------------------------------
+
+    def seed_fast(self, head_files: dict[str, str]) -> bool:
+        """Start from HEAD's chain state without pygit2; False: take the full path."""
+        assert self.head is not None
+        cache = self.cache
+        verifier = HistoryVerifier()
+        verifier.seed_known(cache.known)
+        staged = cache.staged.get(staged_key(self.head_tree, self.head_parents))
+        if self.head in cache.states:
+            verifier.seed(self.head, cache.states[self.head])
+        elif staged is not None:
+            # HEAD was committed from a staged tree this hook verified on the same parents
+            verifier.seed(self.head, staged[0])
+            verifier.seed_known(staged[1])
+            cache.save(verifier, [self.head])  # committed now: its sidecars are history
+        else:
+            # HEAD itself was never verified (committed without the hook, or evicted):
+            # verify it on top of its parent's cached state, or from scratch at the root
+            if len(self.head_parents) > 1:
+                return False
+            only: list[str] | None = None
+            carried: list[str] = []
+            if self.head_parents:
+                parent = self.head_parents[0]
+                parent_state = cache.states.get(parent)
+                if parent_state is None:  # committed from a staged tree the hook verified?
+                    info = self.objects.commit(parent)
+                    hit = cache.staged.get(staged_key(info[1], info[2])) if info else None
+                    if hit is not None:
+                        parent_state = hit[0]
+                        verifier.seed_known(hit[1])
+                delta = plumbing.tree_diff(self.root, parent, self.head)
+                if parent_state is None or delta is None or \
+                        any(c.path == KEYRING_PATH for c in delta):
+                    return False
+                verifier.seed(parent, parent_state)
+                touched = {c.path for c in delta}
+                only = [p for p in _metafiles(head_files)
+                        if p in touched or p + SIDECAR_SUFFIX in touched]
+                carried = [p for p in _metafiles(head_files) if p not in only]
+                verifier.trusts[parent] = self._trust(head_files)
+            snap = self.builder.snapshot_from_files(self.head, tuple(self.head_parents),
+                                                    head_files, only)
+            self.record(snap, head_files, verifier.verify(snap, carried))
+            cache.save(verifier, [*self.head_parents, self.head])
+        verifier.trusts[self.head] = self._trust(head_files)
+        self.fast = verifier
+        return True
+
+    def _trust(self, files: dict[str, str]) -> Keyring | None:
+        parsed = self.builder.parse_blob("keyring", files[KEYRING_PATH], KEYRING_PATH)
+        return parsed.value if isinstance(parsed.value, Keyring) else None
+
+    # --- the staged snapshot ----------------------------------------------------------------
+
+    def verify(self, files: dict[str, str], head_files: dict[str, str],
+               label: str) -> tuple[Snapshot, list[Finding]]:
+        if self.fast is not None:
+            assert self.head is not None
+            keyring = files[KEYRING_PATH]
+            only, carried, self.skipped = [], [], {}
+            for path in _metafiles(files):
+                blob, sc = files[path], files.get(path + SIDECAR_SUFFIX)
+                hit = None
+                if sc is not None and blob == head_files.get(path) \
+                        and sc == head_files.get(path + SIDECAR_SUFFIX):
+                    # identical to HEAD, and these exact bytes passed the checks before
+                    hit = self.checks.get(check_key(path, blob, sc, keyring))
+                if hit is None:
+                    only.append(path)
+                else:
+                    carried.append(path)
+                    self.skipped[path] = hit
+            snap = self.builder.snapshot_from_files(label, (self.head,), files, only)
+            findings = self.fast.verify(snap, carried)
+            self.label = label
+        else:
+            snap, findings = self._verify_full(files, label)
+        self.record(snap, files, findings)
+        return snap, findings
+
+    def _verify_full(self, files: dict[str, str], label: str) -> tuple[Snapshot, list[Finding]]:
+        """The full path: HEAD's history verified through pygit2 (cache-assisted)."""
+        import pygit2
+
+        from dvc_secure.git_adapter.history import SnapshotReader, open_repository
+
+        if self.slow is None:
+            repo = open_repository(self.root)
+            if self.head is not None:
+                from dvc_secure.history_check import verify_history
+
+                rep = verify_history(self.root, rev=self.head)
+                assert rep.verifier is not None and rep.reader is not None
+                self.slow = (rep.verifier, rep.reader, repo)
+            else:
+                self.slow = (HistoryVerifier(), SnapshotReader(repo), repo)
+        verifier, reader, repo = self.slow
+        parents = ([self.head] if self.head is not None else []) + self.merge_heads()
+        for p in parents:
+            if p not in verifier.trusts and p in repo:
+                # a parent seeded from the cache: give the policy check its trust
+                c = repo.get(p)
+                if isinstance(c, pygit2.Commit):
+                    verifier.trusts[p] = reader.snapshot(c).trust
+        snap = reader.snapshot_from_files(label, tuple(parents), files)
+        self.checks.add_keyrings(reader.newly_verified_keyrings)
+        self.label = label
+        return snap, verifier.verify(snap)
+
+    def record(self, snap: Snapshot, files: dict[str, str], findings: list[Finding]) -> None:
+        """Remember the (metafile, sidecar, keyring) contents that passed every check."""
+        self.checks.add_keyrings(self.builder.newly_verified_keyrings)
+        keyring = files.get(KEYRING_PATH)
+        if snap.trust is None or keyring is None or \
+                any(f.dataset not in snap.metafiles for f in findings):
+            return  # no trust, or a snapshot-wide finding: record nothing
+        failed = {f.dataset for f in findings}
+        for name, mf in snap.metafiles.items():
+            sc = files.get(name + SIDECAR_SUFFIX)
+            if name not in failed and mf.sidecar is not None and sc is not None:
+                self.checks.add(check_key(name, files[name], sc, keyring), _checked_info(mf))
+
+    def remember(self, tree: str) -> None:
+        """Keep the chain state of the verified staged tree for the next commit's hook."""
+        verifier = self.fast if self.fast is not None else self.slow[0] if self.slow else None
+        if verifier is None or self.label is None:
+            return
+        parents = ([self.head] if self.head is not None else []) + self.merge_heads()
+        self.cache.save(verifier, [], staged=(staged_key(tree, parents), self.label))
+
+    def protection(self, snap: Snapshot) -> list[tuple[str, CheckedInfo]]:
+        """Classification and declared remotes of every sealed dataset of the staged state."""
+        out = [(name, _checked_info(mf)) for name, mf in snap.metafiles.items()
+               if mf.sidecar is not None]
+        return out + [(n, info) for n, info in self.skipped.items() if n not in snap.metafiles]
+
+
+def pre_commit(start: Path) -> int:
+    wt = plumbing.discover(start)
+    if wt is None:
+        return EXIT_OK
+    objects = ObjectReader(wt.root)
+    try:
+        return _pre_commit(wt, objects)
+    finally:
+        objects.close()
+
+
+def _pre_commit(wt: WorkTree, objects: ObjectReader) -> int:
+    root = wt.root
+    info = objects.commit("HEAD")
+    head, head_tree, head_parents = info if info is not None else (None, "", [])
+    diff = plumbing.staged_diff(root, head or EMPTY_TREE) or []
+    config = git_config(root) if diff else {}
+    problems = scan_blobs(objects, diff, config)
+    listed = plumbing.staged_files(root) if (root / ".dvc").is_dir() else None
+    if listed is None:
+        return _finish(wt, None, problems)
+    files, unmerged = listed
+    head_files = _before(files, diff)
+    if KEYRING_PATH not in files and KEYRING_PATH not in head_files:
+        return _finish(wt, None, problems)  # dvc-secure not initialised here
+    check = _StagedCheck(wt, objects, head, head_tree, head_parents)
+    if head is not None and not unmerged and not check.merge_heads() \
+            and KEYRING_PATH in files and files.get(KEYRING_PATH) == head_files.get(KEYRING_PATH):
+        check.seed_fast(head_files)
+    snap, findings = check.verify(files, head_files, "(staged)")
+
+    changed = {c.path for c in diff if c.status != "D"}
     to_seal = sorted({f.dataset for f in findings
                       if f.code in (UNSEALED, UNBOUND) and f.dataset in changed})
     if to_seal:
@@ -372,7 +478,7 @@ def pre_commit(start: Path) -> int:
                              "must cover exactly what is committed", f"git add {_q(t)}")
                      for t in partial]
         ready = [t for t in to_seal if t not in partial]
-        seal_problems = _seal(root, ready) if ready else []
+        seal_problems = _seal(wt, objects, config, ready) if ready else []
         problems += seal_problems
         failed = {p.path for p in seal_problems}
         sealed = [t + SIDECAR_SUFFIX for t in ready if t not in failed]
@@ -382,31 +488,38 @@ def pre_commit(start: Path) -> int:
                 problems.append(Problem(", ".join(sealed), f"could not stage the new sidecar(s): "
                                         f"{proc.stderr.strip()}", f"git add {' '.join(sealed)}"))
             print(f"dvc-secure pre-commit: sealed and staged {', '.join(sealed)}", file=sys.stderr)
-            index = _index(repo, root)
-            files = _index_files(index)
-            snap, findings, seeded = _verify_staged(repo, root, head, files, "(staged, sealed)",
-                                                    seeded)
+            relisted = plumbing.staged_files(root)
+            if relisted is not None:
+                files = relisted[0]
+            snap, findings = check.verify(files, head_files, "(staged, sealed)")
         skip = set(to_seal) - set(ready) | failed
         findings = [f for f in findings if not (f.dataset in skip and f.code in (UNSEALED, UNBOUND))]
     problems += [_finding_problem(f) for f in findings]
-    problems += _remote_problems(snap, dvc_remotes(root / ".dvc"))
-    return _finish(repo, index, problems)
+    problems += _remote_problems(check.protection(snap), dvc_remotes(root / ".dvc"))
+    return _finish(wt, check, problems)
 
 
-def _finish(repo: pygit2.Repository, index: pygit2.Index, problems: list[Problem]) -> int:
+def _finish(wt: WorkTree, check: _StagedCheck | None, problems: list[Problem]) -> int:
+    if check is not None:
+        check.checks.save()
     if not problems:
-        _remember_verified(repo, index)
+        _remember_verified(wt, check)
     return report("pre-commit", problems, "commit")
 
 
-def _remember_verified(repo: pygit2.Repository, index: pygit2.Index) -> None:
-    """Record the verified staged tree, so prepare-commit-msg need not check it again."""
+def _remember_verified(wt: WorkTree, check: _StagedCheck | None) -> None:
+    """Record the verified staged tree, so prepare-commit-msg need not check it again, and
+    its chain state, so the next commit's hook need not verify this commit again."""
+    tree = plumbing.write_tree(wt.root)
+    if tree is None:
+        return
+    if check is not None:
+        check.remember(tree)
     try:
-        tree = index.write_tree(repo)
-        marker = Path(repo.path) / "dvc-secure" / "verified-tree"
+        marker = wt.git_dir / "dvc-secure" / "verified-tree"
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{tree}\n", encoding="utf-8")
-    except (OSError, pygit2.GitError):
+    except OSError:
         pass
 
 
@@ -441,6 +554,8 @@ def refs_from_pre_commit_env() -> list[PushedRef]:
 
 
 def _resolve(repo: pygit2.Repository, rev: str) -> str | None:
+    import pygit2
+
     try:
         return str(repo.revparse_single(rev).peel(pygit2.Commit).id)
     except (KeyError, ValueError, pygit2.GitError):
@@ -467,6 +582,8 @@ class NewOutput:
 
 
 def _new_outputs(reader: SnapshotReader, revs: list[str], bases: list[str]) -> list[NewOutput]:
+    import pygit2
+
     repo = reader.repo
     old: set[str] = set()
     for b in bases:
@@ -497,13 +614,41 @@ class _Presence:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._remotes: Any = None
+        self._bound: set[str] = set()
 
     def fs(self, name: str) -> Any:
         if self._remotes is None:  # imported here: DVC stays off the pre-commit fast path
             from dvc_secure.dvc_adapter.remote_access import SecureRemotes
 
             self._remotes = SecureRemotes(self.root / ".dvc")
-        return self._remotes.get(name)
+        fs = self._remotes.get(name)
+        if name not in self._bound:
+            from dvc_secure.sealing import bind_journal
+
+            self._bound.add(name)
+            bind_journal(self.root / ".dvc", name, fs)  # lets the next commit seal without DVC
+        return fs
+
+    def publish_index(self, remote: str, digest: str) -> None:
+        """Upload the remote index the pre-commit hook built from the push journal."""
+        import hashlib
+        import io
+
+        from dvc_secure.sealing import pending_index_path
+        from dvc_secure.sidecar.remote_index import index_storage_path
+
+        local = pending_index_path(self.root / ".dvc", digest)
+        try:
+            data = local.read_bytes()
+        except OSError:
+            return
+        if hashlib.sha256(data).hexdigest() != digest:
+            return  # damaged: leave it; the index is reported missing below
+        fs = self.fs(remote)
+        path = fs.storage_path(index_storage_path(digest))
+        if not fs.inner.exists(path):
+            fs.inner.upload_fobj(io.BytesIO(data), path)
+        local.unlink(missing_ok=True)
 
     def missing(self, item: NewOutput) -> list[str]:
         """Storage paths (or object ids) of this output that the remote does not have."""
@@ -514,6 +659,7 @@ class _Presence:
         fs = self.fs(out.remote)
         inner = fs.inner  # type: ignore[attr-defined]
         if out.remote_index is not None:
+            self.publish_index(out.remote, out.remote_index)
             index_path = fs.storage_path(index_storage_path(out.remote_index))  # type: ignore[attr-defined]
             try:
                 with inner.open(index_path, "rb") as f:

@@ -1,6 +1,12 @@
 """What this clone uploaded: per secure remote and object, where the ciphertext went and its
 SHA-256. Sealing turns it into the remote index that ``verify --remote`` checks without
-keys. A local SQLite file under ``.dvc/tmp`` (never committed; safe to delete)."""
+keys. A local SQLite file under ``.dvc/tmp`` (never committed; safe to delete).
+
+Rows are keyed by the remote's fsid, which only DVC can compute (it depends on the
+wrapped filesystem class). So that the pre-commit hook can seal without importing DVC,
+whoever opens a remote through DVC also records name -> fsid together with a digest of
+the remote configuration it was opened under (:meth:`PushJournal.bind_remote`); a
+binding whose configuration digest no longer matches is never used."""
 
 from __future__ import annotations
 
@@ -34,6 +40,9 @@ class PushJournal:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS stored (remote TEXT, object TEXT, path TEXT, "
                 "size INTEGER, sha256 TEXT, PRIMARY KEY (remote, object))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS remotes (name TEXT PRIMARY KEY, config TEXT, fsid TEXT)"
             )
         atexit.register(self.flush)
 
@@ -69,6 +78,23 @@ class PushJournal:
             self._flush_locked()
             with self._db:
                 self._db.execute("DELETE FROM stored WHERE remote = ? AND object = ?", (remote, obj))
+
+    def bind_remote(self, name: str, config_digest: str, fsid: str) -> None:
+        """Remember that DVC remote ``name``, configured as ``config_digest``, has ``fsid``."""
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.execute("INSERT OR REPLACE INTO remotes VALUES (?, ?, ?)",
+                                     (name, config_digest, fsid))
+            except sqlite3.Error:
+                pass  # a cache: the next seal opens the remote through DVC instead
+
+    def bound_fsid(self, name: str, config_digest: str) -> str | None:
+        """The fsid recorded for ``name`` under exactly this configuration, else None."""
+        with self._lock:
+            row = self._db.execute("SELECT fsid FROM remotes WHERE name = ? AND config = ?",
+                                   (name, config_digest)).fetchone()
+        return str(row[0]) if row else None
 
     def close(self) -> None:
         self.flush()

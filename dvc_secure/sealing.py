@@ -4,6 +4,11 @@ Shell around the pure sidecar model: reads DVC's cache (to hash content with SHA
 memoised per object id in a local SQLite table), git's HEAD/MERGE_HEAD (to chain
 versions), the keyring and the identity; writes ``<metafile>.seal`` and, for
 directories, a content-addressed manifest under ``.dvc/cache/secure/manifests``.
+
+Pinning the stored ciphertext (the remote index) normally opens the secure remote through
+DVC. The pre-commit hook passes ``defer_upload=True``: the index is then built from this
+clone's push journal when the journal knows every object (no DVC import, no network),
+kept under ``.dvc/cache/secure/indexes`` and uploaded by the pre-push hook.
 """
 
 from __future__ import annotations
@@ -18,13 +23,12 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pygit2
-
-from dvc_secure.dvc_adapter.remote_access import SecureRemotes
-from dvc_secure.dvc_adapter.secure_fs import SecureFsspec
+from dvc_secure.dvc_config_file import dvc_remotes
 from dvc_secure.errors import ConfigurationError, SidecarError
-from dvc_secure.git_adapter.history import normalise_metafile, open_repository
+from dvc_secure.git_adapter import plumbing
+from dvc_secure.git_adapter.snapshots import normalise_metafile
 from dvc_secure.keys.identity import key_fingerprint
 from dvc_secure.secure_store import LazyRepoKeys
 from dvc_secure.sidecar.metafile import DeclaredOutput, is_metafile, parse_outputs
@@ -35,7 +39,11 @@ from dvc_secure.sidecar.model import (
     canonical_json,
     sidecar_path_for,
 )
-from dvc_secure.sidecar.remote_index import build_index, index_storage_path
+from dvc_secure.sidecar.remote_index import StoredObject, build_index, index_storage_path
+
+if TYPE_CHECKING:  # DVC is imported only when a remote is really opened
+    from dvc_secure.dvc_adapter.remote_access import SecureRemotes
+    from dvc_secure.dvc_adapter.secure_fs import SecureFsspec
 
 MANIFEST_FORMAT = "dvc-secure-manifest"
 _CHUNK = 1 << 20
@@ -140,26 +148,23 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _committed_sidecar(repo: pygit2.Repository, ref: str, path: str) -> Sidecar | None:
-    try:
-        commit = repo.revparse_single(ref).peel(pygit2.Commit)
-        blob = commit.tree[path]
-    except (KeyError, ValueError, pygit2.GitError):
+def _committed_sidecar(objects: plumbing.ObjectReader, ref: str, path: str) -> Sidecar | None:
+    got = objects.get(f"{ref}^{{commit}}:{path}")
+    if got is None or got[1] != "blob":
         return None
-    obj = repo[blob.id]
-    if not isinstance(obj, pygit2.Blob):
-        return None
-    return Sidecar.from_bytes(obj.data, f"{ref}:{path}")
+    return Sidecar.from_bytes(got[2], f"{ref}:{path}")
 
 
-def _git_author(repo: pygit2.Repository) -> str:
-    try:
-        sig = repo.default_signature
-        return f"{sig.name} <{sig.email}>"
-    except (KeyError, pygit2.GitError):
-        name = os.environ.get("GIT_AUTHOR_NAME", "")
-        email = os.environ.get("GIT_AUTHOR_EMAIL", "")
-        return f"{name} <{email}>".strip() if name or email else "unknown"
+def _git_author(root: Path, config: dict[str, list[str]] | None = None) -> str:
+    """user.name <user.email> from git's configuration, else the author variables."""
+    if config is None:
+        config = plumbing.config_values(root, r"^user\.(name|email)$")
+    names, emails = config.get("user.name"), config.get("user.email")
+    if names and emails:
+        return f"{names[-1]} <{emails[-1]}>"
+    name = os.environ.get("GIT_AUTHOR_NAME", "")
+    email = os.environ.get("GIT_AUTHOR_EMAIL", "")
+    return f"{name} <{email}>".strip() if name or email else "unknown"
 
 
 def default_secure_remote(dvc_dir: Path) -> str:
@@ -169,6 +174,14 @@ def default_secure_remote(dvc_dir: Path) -> str:
     if not remote:
         raise ConfigurationError("no default DVC remote", hint="dvc-secure init --remote <storage>")
     return str(remote)
+
+
+def _default_remote_from_files(dvc_dir: Path) -> str:
+    """:func:`default_secure_remote` read from DVC's config files (no DVC import)."""
+    remote = dvc_remotes(dvc_dir).default
+    if not remote:
+        raise ConfigurationError("no default DVC remote", hint="dvc-secure init --remote <storage>")
+    return remote
 
 
 def workspace_metafiles(root: Path) -> list[str]:
@@ -189,20 +202,31 @@ def seal_metafiles(
     access: Callable[[AccessMetadata], AccessMetadata] = lambda a: a,
     now: str | None = None,
     offline: bool = False,
+    defer_upload: bool = False,
+    git: tuple[plumbing.WorkTree, plumbing.ObjectReader, dict[str, list[str]]] | None = None,
 ) -> list[SealResult]:
     """Seal every target (default: every metafile in the workspace) whose outputs or access
-    metadata changed; unchanged ones are left byte-for-byte as they are."""
+    metadata changed; unchanged ones are left byte-for-byte as they are.
+
+    ``defer_upload``: pin from the push journal where it can and leave the remote index
+    for the pre-push hook to upload (see the module docstring). ``git``: the caller's work
+    tree, object reader and ``user.*`` config (the pre-commit hook: saves three processes)."""
     dvc_dir = root / ".dvc"
-    repo = open_repository(root)
+    wt = git[0] if git is not None else plumbing.discover(root)
+    if wt is None:
+        raise ConfigurationError(f"{root} is not inside a git work tree",
+                                 hint="run dvc-secure inside the repository you want to seal")
     keys = LazyRepoKeys(str(dvc_dir)).get()
     signer = keys.signer()
-    remote = default_secure_remote(dvc_dir)
+    remote = _default_remote_from_files(dvc_dir) if defer_upload else default_secure_remote(dvc_dir)
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     metafiles = [normalise_metafile(t) for t in targets] if targets else workspace_metafiles(root)
     digests = DigestCache(dvc_dir / "tmp" / "secure" / "digests.sqlite")
     cache = CacheReader(dvc_dir / "cache", digests)
-    merging = (Path(repo.path) / "MERGE_HEAD").exists()
-    indexer = None if offline else RemoteIndexer(dvc_dir)
+    merging = (wt.git_dir / "MERGE_HEAD").exists()
+    objects = git[1] if git is not None else plumbing.ObjectReader(root)
+    config = git[2] if git is not None else None
+    indexer = None if offline else _Pinner(dvc_dir, from_journal=defer_upload)
     results = []
     try:
         for metafile in metafiles:
@@ -214,8 +238,8 @@ def seal_metafiles(
                                          remote, indexer)
                             for o in sorted(declared.values(), key=lambda o: o.path))
             sc_rel = sidecar_path_for(metafile)
-            parents = [p for p in (_committed_sidecar(repo, "HEAD", sc_rel),
-                                   _committed_sidecar(repo, "MERGE_HEAD", sc_rel) if merging else None)
+            parents = [p for p in (_committed_sidecar(objects, "HEAD", sc_rel),
+                                   _committed_sidecar(objects, "MERGE_HEAD", sc_rel) if merging else None)
                        if p is not None]
             current = (Sidecar.from_bytes((root / sc_rel).read_bytes(), sc_rel)
                        if (root / sc_rel).is_file() else None)
@@ -233,14 +257,18 @@ def seal_metafiles(
                 previous=tuple(sorted(distinct)),
                 sealed_at=now,
                 signer_keyid=key_fingerprint(signer.public),
-                git_author=_git_author(repo),
+                git_author=_git_author(root, config),
                 outputs=outputs,
                 access=new_access,
             ).sign(signer)
             _atomic_write(root / sc_rel, sidecar.to_bytes())
             results.append(SealResult(metafile, sc_rel, sidecar.version, True))
     finally:
+        if git is None:
+            objects.close()
         digests.close()
+        if indexer is not None:
+            indexer.close()
     return results
 
 
@@ -263,10 +291,18 @@ class RemoteIndexer:
     """Builds and uploads remote indexes (and encrypted manifests) for sealed outputs."""
 
     def __init__(self, dvc_dir: Path) -> None:
-        self._remotes = SecureRemotes(dvc_dir)
+        from dvc_secure.dvc_adapter.remote_access import SecureRemotes
+
+        self._dvc_dir = dvc_dir
+        self._remotes: SecureRemotes = SecureRemotes(dvc_dir)
+        self._bound: set[str] = set()
 
     def remote(self, name: str) -> SecureFsspec:
-        return self._remotes.get(name)
+        fs = self._remotes.get(name)
+        if name not in self._bound:
+            self._bound.add(name)
+            bind_journal(self._dvc_dir, name, fs)
+        return fs
 
     def index(self, remote: str, rels: list[str], what: str) -> str:
         """Pin the stored ciphertext of ``rels`` (paths relative to the remote root)."""
@@ -302,6 +338,86 @@ class NotPushedError(ConfigurationError):
     """Sealing needs the objects on the remote (to pin their ciphertext)."""
 
 
+def bind_journal(dvc_dir: Path, name: str, fs: SecureFsspec) -> None:
+    """Record remote ``name``'s fsid in the push journal (for :class:`JournalIndexer`)."""
+    journal = getattr(fs, "journal", None)
+    if journal is not None:
+        journal.bind_remote(name, dvc_remotes(dvc_dir).fingerprint(), fs.fsid)
+
+
+def pending_index_path(dvc_dir: Path, digest: str) -> Path:
+    """Where a remote index built from the journal waits for the pre-push hook."""
+    return dvc_dir / "cache" / "secure" / "indexes" / digest
+
+
+class JournalIndexer:
+    """Pins stored ciphertext from this clone's push journal, without DVC or the network.
+
+    Answers only when the journal has a binding for the remote under the current
+    configuration and a row for every object; otherwise None, and the caller opens the
+    remote. The journal is exactly what :meth:`SecureFsspec.stored_object` consults first,
+    so both paths pin the same bytes."""
+
+    def __init__(self, dvc_dir: Path) -> None:
+        from dvc_secure.push_journal import PushJournal, journal_path
+
+        self._dvc_dir = dvc_dir
+        path = journal_path(dvc_dir)
+        self._journal = PushJournal(path) if path.is_file() else None
+        self._fingerprint: str | None = None
+
+    def index(self, remote: str, rels: list[str]) -> str | None:
+        if self._journal is None:
+            return None
+        if self._fingerprint is None:
+            self._fingerprint = dvc_remotes(self._dvc_dir).fingerprint()
+        fsid = self._journal.bound_fsid(remote, self._fingerprint)
+        if fsid is None:
+            return None
+        objects: list[StoredObject] = []
+        for rel in rels:
+            stored = self._journal.lookup(fsid, rel)
+            if stored is None:
+                return None
+            objects.append(stored)
+        digest, data = build_index(objects)
+        _atomic_write(pending_index_path(self._dvc_dir, digest), data)
+        return digest
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+
+class _Pinner:
+    """Journal first (when allowed), else the remote itself, opened on first need."""
+
+    def __init__(self, dvc_dir: Path, from_journal: bool) -> None:
+        self._dvc_dir = dvc_dir
+        self._journal = JournalIndexer(dvc_dir) if from_journal else None
+        self._remote: RemoteIndexer | None = None
+
+    def remote_indexer(self) -> RemoteIndexer:
+        if self._remote is None:
+            self._remote = RemoteIndexer(self._dvc_dir)
+        return self._remote
+
+    def pin(self, remote: str, rels: list[str], what: str,
+            manifest: tuple[str, bytes] | None = None) -> str:
+        if self._journal is not None:
+            digest = self._journal.index(remote, rels)
+            if digest is not None:
+                return digest
+        indexer = self.remote_indexer()
+        if manifest is not None:
+            indexer.upload_manifest(remote, *manifest)
+        return indexer.index(remote, rels, what)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+
 def object_rel(oid: str) -> str:
     return f"files/md5/{oid[:2]}/{oid[2:]}"
 
@@ -311,7 +427,7 @@ def manifest_rel(digest: str) -> str:
 
 
 def _seal_output(root: Path, metafile: str, out: DeclaredOutput, cache: CacheReader,
-                 epoch: int, remote: str, indexer: RemoteIndexer | None) -> SealedOutput:
+                 epoch: int, remote: str, indexer: _Pinner | None) -> SealedOutput:
     target = out.remote or remote
     what = f"{metafile}:{out.path}"
     if out.oid.endswith(".dir"):
@@ -321,14 +437,14 @@ def _seal_output(root: Path, metafile: str, out: DeclaredOutput, cache: CacheRea
         _atomic_write(root / ".dvc" / "cache" / "secure" / "manifests" / digest, manifest)
         index = None
         if indexer is not None:
-            indexer.upload_manifest(target, digest, manifest)
+            # a new manifest is not in the journal yet: that case opens the remote to upload it
             rels = [object_rel(out.oid), manifest_rel(digest)]
             rels += [object_rel(oid) for oid in sorted({e["md5"] for e in listing})]
-            index = indexer.index(target, rels, what)
+            index = indexer.pin(target, rels, what, manifest=(digest, manifest))
         return SealedOutput(out.path, out.oid, digest, total, nfiles, epoch, target,
                             remote_index=index)
     sha, size = cache.sha256(out.oid)
-    index = indexer.index(target, [object_rel(out.oid)], what) if indexer is not None else None
+    index = indexer.pin(target, [object_rel(out.oid)], what) if indexer is not None else None
     return SealedOutput(out.path, out.oid, sha, size, 1, epoch, target, remote_index=index)
 
 

@@ -52,15 +52,17 @@ def _no_prompt(message: str) -> str:
 
 
 def _head_revision(repo_root: Path) -> str | None:
-    import pygit2
+    # `git rev-parse` rather than pygit2: this runs inside git hooks, where importing
+    # pygit2 alone costs more than the whole latency budget
+    import subprocess
 
     try:
-        repo = pygit2.Repository(str(repo_root))
-        if repo.head_is_unborn:
-            return None
-        return str(repo.head.peel(pygit2.Commit).id)
-    except (pygit2.GitError, KeyError, ValueError):
+        out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD^{commit}"],
+                             cwd=repo_root, capture_output=True, text=True, check=False)
+    except OSError:
         return None
+    rev = out.stdout.strip()
+    return rev if out.returncode == 0 and len(rev) in (40, 64) else None
 
 
 def record_event(repo_root: Path, action: str, *, datasets: Sequence[str] = (),

@@ -25,9 +25,10 @@ from dvc_secure.format.primitives import random_bytes
 
 def git_dir(repo_root: Path) -> Path:
     """The git directory of the work tree at ``repo_root`` (``.git`` file or directory)."""
-    import pygit2
+    # a path walk, not pygit2: this runs inside git hooks (pygit2's import alone is ~0.1 s)
+    from dvc_secure.repo_keyring import find_git_dir
 
-    found = pygit2.discover_repository(str(repo_root))
+    found = find_git_dir(Path(repo_root).resolve())
     if found is None:
         raise ConfigurationError(f"{repo_root} is not inside a git repository",
                                  hint="the audit trail lives in a git + DVC repository")

@@ -10,20 +10,12 @@ from __future__ import annotations
 import hmac
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-from cryptography.hazmat.primitives.asymmetric.x25519 import (
-    X25519PrivateKey,
-    X25519PublicKey,
-)
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+# ``cryptography`` is imported on first use, not with this module: the git hooks load the
+# format layer on every commit but need a primitive only when they sign or verify
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "AeadFailure",
@@ -42,10 +34,21 @@ __all__ = [
     "x25519_wrap",
 ]
 
-_RAW = serialization.Encoding.Raw
-_RAW_PUB = serialization.PublicFormat.Raw
-_RAW_PRIV = serialization.PrivateFormat.Raw
-_NOENC = serialization.NoEncryption()
+
+def _raw_private(key: Any) -> bytes:
+    if hasattr(key, "private_bytes_raw"):  # cryptography >= 40: skips importing serialization
+        return bytes(key.private_bytes_raw())
+    from cryptography.hazmat.primitives import serialization as s
+
+    return bytes(key.private_bytes(s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption()))
+
+
+def _raw_public(key: Any) -> bytes:
+    if hasattr(key, "public_bytes_raw"):
+        return bytes(key.public_bytes_raw())
+    from cryptography.hazmat.primitives import serialization as s
+
+    return bytes(key.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw))
 
 
 class AeadFailure(Exception):
@@ -57,6 +60,9 @@ def random_bytes(n: int) -> bytes:
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
 
 
@@ -74,7 +80,9 @@ class SegmentCipher:
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
             raise ValueError("segment key must be 32 bytes")
-        self._aead = AESGCM(key)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._aead: AESGCM = AESGCM(key)
 
     @staticmethod
     def nonce(counter: int, last: bool) -> bytes:
@@ -86,6 +94,8 @@ class SegmentCipher:
         return self._aead.encrypt(self.nonce(counter, last), plaintext, None)
 
     def open(self, counter: int, last: bool, ciphertext: bytes) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
         try:
             return self._aead.decrypt(self.nonce(counter, last), ciphertext, None)
         except InvalidTag as exc:
@@ -97,10 +107,15 @@ class SegmentCipher:
 
 def name_encrypt(key: bytes, plaintext: bytes, context: bytes) -> bytes:
     """AES-SIV (RFC 5297) with a 64-byte key: deterministic, misuse resistant."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
     return AESSIV(key).encrypt(plaintext, [context])
 
 
 def name_decrypt(key: bytes, ciphertext: bytes, context: bytes) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
     try:
         return AESSIV(key).decrypt(ciphertext, [context])
     except (InvalidTag, ValueError) as exc:
@@ -117,13 +132,17 @@ class X25519KeyPair:
 
     @classmethod
     def generate(cls) -> X25519KeyPair:
-        return cls.from_private(X25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIV, _NOENC))
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        return cls.from_private(_raw_private(X25519PrivateKey.generate()))
 
     @classmethod
     def from_private(cls, private: bytes) -> X25519KeyPair:
         if len(private) != 32:
             raise ValueError("X25519 private key must be 32 bytes")
-        pub = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes(_RAW, _RAW_PUB)
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        pub = _raw_public(X25519PrivateKey.from_private_bytes(private).public_key())
         return cls(private=private, public=pub)
 
     def __repr__(self) -> str:  # never print private keys
@@ -136,8 +155,11 @@ def _wrap_key(shared: bytes, ephemeral_pub: bytes, recipient_pub: bytes, label: 
 
 def x25519_wrap(recipient_public: bytes, secret: bytes, label: bytes) -> tuple[bytes, bytes]:
     """Wrap ``secret`` to a recipient. Returns (ephemeral public key, wrapped body)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     eph = X25519PrivateKey.generate()
-    eph_pub = eph.public_key().public_bytes(_RAW, _RAW_PUB)
+    eph_pub = _raw_public(eph.public_key())
     shared = eph.exchange(X25519PublicKey.from_public_bytes(recipient_public))
     if shared == bytes(32):
         raise ValueError("low-order recipient key")
@@ -147,6 +169,10 @@ def x25519_wrap(recipient_public: bytes, secret: bytes, label: bytes) -> tuple[b
 
 def x25519_unwrap(identity: X25519KeyPair, ephemeral_public: bytes, body: bytes, label: bytes) -> bytes:
     """Unwrap a stanza body; raises AeadFailure when it is not for this identity."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     if len(ephemeral_public) != 32:
         raise AeadFailure("ephemeral share must be 32 bytes")
     priv = X25519PrivateKey.from_private_bytes(identity.private)
@@ -173,18 +199,24 @@ class SigningKeyPair:
 
     @classmethod
     def generate(cls) -> SigningKeyPair:
-        return cls.from_private(Ed25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIV, _NOENC))
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return cls.from_private(_raw_private(Ed25519PrivateKey.generate()))
 
     @classmethod
     def from_private(cls, private: bytes) -> SigningKeyPair:
         if len(private) != 32:
             raise ValueError("Ed25519 private key must be 32 bytes")
-        pub = Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(_RAW, _RAW_PUB)
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        pub = _raw_public(Ed25519PrivateKey.from_private_bytes(private).public_key())
         return cls(private=private, public=pub)
 
     def sign(self, message: bytes) -> bytes:
         key = self.__dict__.get("_key")
         if key is None:  # parse once: signing every pushed object re-used to dominate
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
             key = Ed25519PrivateKey.from_private_bytes(self.private)
             object.__setattr__(self, "_key", key)
         return key.sign(message)
@@ -196,6 +228,9 @@ class SigningKeyPair:
 def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> bool:
     if len(public) != 32 or len(signature) != 64:
         return False
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     except (InvalidSignature, ValueError):
@@ -213,11 +248,15 @@ SCRYPT_P = 1
 def scrypt_kdf(passphrase: bytes, salt: bytes, n_log2: int = SCRYPT_N_LOG2) -> bytes:
     if not 10 <= n_log2 <= 22:
         raise ValueError("scrypt work factor out of range")
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     return Scrypt(salt=salt, length=32, n=1 << n_log2, r=SCRYPT_R, p=SCRYPT_P).derive(passphrase)
 
 
 def aead_seal_secret(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """ChaCha20-Poly1305 with a random nonce prepended; for small secrets at rest."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     nonce = os.urandom(12)
     return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
 
@@ -225,6 +264,9 @@ def aead_seal_secret(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
 def aead_open_secret(key: bytes, blob: bytes, aad: bytes) -> bytes:
     if len(blob) < 28:
         raise AeadFailure("sealed secret too short")
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     try:
         return ChaCha20Poly1305(key).decrypt(blob[:12], blob[12:], aad)
     except InvalidTag as exc:

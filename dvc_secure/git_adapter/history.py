@@ -7,20 +7,19 @@ changes per commit costs little more than its number of commits.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
-from dvc_secure.errors import ConfigurationError, DvcSecureError
-from dvc_secure.keys.keyring import Keyring
-from dvc_secure.sidecar.metafile import is_metafile, parse_outputs
+from dvc_secure.errors import ConfigurationError
+from dvc_secure.git_adapter.snapshots import KEYRING_PATH, SnapshotBuilder, normalise_metafile
+from dvc_secure.sidecar.metafile import is_metafile
 from dvc_secure.sidecar.model import SIDECAR_SUFFIX, Sidecar
-from dvc_secure.verification.engine import MetafileState, Snapshot
+from dvc_secure.verification.engine import Snapshot
 
-KEYRING_PATH = ".dvc/secure/keyring.json"
+__all__ = ["KEYRING_PATH", "SnapshotReader", "normalise_metafile", "open_repository",
+           "sidecar_history"]
 _SUFFIXES = (".dvc", SIDECAR_SUFFIX)
 _ENUMS = getattr(pygit2, "enums", None)
 # parents before children; pygit2 < 1.14 only has the module-level constants
@@ -39,20 +38,13 @@ def open_repository(path: Path) -> pygit2.Repository:
     return pygit2.Repository(found)
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    value: object | None
-    error: str | None
-
-
-class SnapshotReader:
+class SnapshotReader(SnapshotBuilder):
     """Builds engine snapshots for commits of one repository."""
 
     def __init__(self, repo: pygit2.Repository) -> None:
+        super().__init__()
         self.repo = repo
         self._tree_files: dict[str, dict[str, str]] = {}
-        self._blobs: dict[tuple[str, str], _Parsed] = {}
-        self._states: dict[tuple[str, str, str | None], MetafileState] = {}
 
     # --- commits -------------------------------------------------------------------------
 
@@ -106,30 +98,6 @@ class SnapshotReader:
         self._tree_files[key] = found
         return found if not prefix else {prefix + p: b for p, b in found.items()}
 
-    def parse_blob(self, kind: str, blob_id: str, path: str) -> _Parsed:
-        key = (kind, blob_id if kind != "sidecar" else f"{blob_id}:{path}")
-        hit = self._blobs.get(key)
-        if hit is not None:
-            return hit
-        blob = self.repo[pygit2.Oid(hex=blob_id)]
-        assert isinstance(blob, pygit2.Blob)
-        data = blob.data
-        try:
-            value: object
-            if kind == "keyring":
-                ring = Keyring.from_json(data.decode("utf-8"))
-                ring.verify_signatures()
-                value = ring
-            elif kind == "sidecar":
-                value = Sidecar.from_bytes(data, path)
-            else:
-                value = parse_outputs(data, path)
-            parsed = _Parsed(value, None)
-        except (DvcSecureError, UnicodeDecodeError) as exc:
-            parsed = _Parsed(None, getattr(exc, "message", str(exc)))
-        self._blobs[key] = parsed
-        return parsed
-
     def files_at(self, commit: pygit2.Commit) -> dict[str, str]:
         return self._relevant_files(commit.tree)
 
@@ -139,49 +107,6 @@ class SnapshotReader:
         return bytes(blob.data)
 
     # --- snapshots ------------------------------------------------------------------------------
-
-    def snapshot_from_files(self, rev: str, parents: tuple[str, ...], files: dict[str, str]) -> Snapshot:
-        trust = None
-        trust_error = "no .dvc/secure/keyring.json"
-        if KEYRING_PATH in files:
-            kr = self.parse_blob("keyring", files[KEYRING_PATH], KEYRING_PATH)
-            trust = kr.value if isinstance(kr.value, Keyring) else None
-            trust_error = kr.error or ""
-        metafiles: dict[str, MetafileState] = {}
-        for path, blob in files.items():
-            if path.endswith(SIDECAR_SUFFIX) or not is_metafile(path):
-                continue
-            sc_blob = files.get(path + SIDECAR_SUFFIX)
-            # one object per (metafile, sidecar) content: the engine memoises by identity
-            key = (path, blob, sc_blob)
-            cached = self._states.get(key)
-            if cached is not None:
-                metafiles[path] = cached
-                continue
-            outs = self.parse_blob("metafile", blob, path)
-            declared = outs.value if isinstance(outs.value, dict) else {}
-            sc_path = path + SIDECAR_SUFFIX
-            sidecar = None
-            sidecar_error = None
-            if sc_path in files:
-                parsed = self.parse_blob("sidecar", files[sc_path], sc_path)
-                sidecar = parsed.value if isinstance(parsed.value, Sidecar) else None
-                sidecar_error = parsed.error
-            elif outs.error:
-                sidecar_error = f"metafile unreadable: {outs.error}"
-            metafiles[path] = self._states[key] = MetafileState(
-                path=path,
-                outputs={p: o.oid for p, o in declared.items()},
-                sidecar=sidecar,
-                sidecar_error=sidecar_error,
-                remotes={p: o.remote for p, o in declared.items()},
-            )
-        orphans = tuple(sorted(
-            p for p in files
-            if p.endswith(SIDECAR_SUFFIX) and p[: -len(SIDECAR_SUFFIX)] not in files
-        ))
-        return Snapshot(rev=rev, parents=parents, metafiles=metafiles, trust=trust,  # type: ignore[arg-type]
-                        trust_error=trust_error, orphan_sidecars=orphans)
 
     def snapshot(self, commit: pygit2.Commit) -> Snapshot:
         parents = tuple(str(p) for p in commit.parent_ids)
@@ -206,13 +131,3 @@ def sidecar_history(reader: SnapshotReader, tip: pygit2.Commit, metafile: str) -
         if isinstance(parsed.value, Sidecar):
             out.append((commit, parsed.value))
     return out
-
-
-def normalise_metafile(target: str) -> str:
-    """Accept ``data``, ``data.dvc`` or ``data.dvc.seal``; return the metafile path."""
-    t = posixpath.normpath(target.replace("\\", "/")).lstrip("./") or target
-    if t.endswith(SIDECAR_SUFFIX):
-        t = t[: -len(SIDECAR_SUFFIX)]
-    if not is_metafile(t):
-        t += ".dvc"
-    return t

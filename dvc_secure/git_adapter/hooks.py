@@ -110,7 +110,7 @@ def _script(name: str, python: str, chained: Path) -> str:
         # git writes the pushed refs on stdin: read them once, replay them to both
         body = (
             'refs=$(cat; echo x)\nrefs=${refs%x}\n'
-            f'printf "%s" "$refs" | {py} -m dvc_secure.cli hook pre-push "$@" || exit $?\n'
+            f'printf "%s" "$refs" | {py} -m dvc_secure.cli_hooks pre-push "$@" || exit $?\n'
             'if [ -x "$chained" ]; then\n'
             '  printf "%s" "$refs" | "$chained" "$@"\n  exit $?\nfi\nexit 0\n'
         )
@@ -120,11 +120,11 @@ def _script(name: str, python: str, chained: Path) -> str:
             'tree=$(git write-tree 2>/dev/null)\n'
             'seen=$(cat "$(git rev-parse --git-dir)/dvc-secure/verified-tree" 2>/dev/null)\n'
             'if [ -z "$tree" ] || [ "$tree" != "$seen" ]; then\n'
-            f'  {py} -m dvc_secure.cli hook prepare-commit-msg "$@" || exit $?\nfi\n'
+            f'  {py} -m dvc_secure.cli_hooks prepare-commit-msg "$@" || exit $?\nfi\n'
             'if [ -x "$chained" ]; then exec "$chained" "$@"; fi\nexit 0\n'
         )
     elif name in CHECKED_HOOKS:
-        body = (f'{py} -m dvc_secure.cli hook {name} "$@" || exit $?\n'
+        body = (f'{py} -m dvc_secure.cli_hooks {name} "$@" || exit $?\n'
                 'if [ -x "$chained" ]; then exec "$chained" "$@"; fi\nexit 0\n')
     else:
         body = 'if [ -x "$chained" ]; then exec "$chained" "$@"; fi\nexit 0\n'

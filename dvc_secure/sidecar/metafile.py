@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from dvc_secure.errors import SidecarError
 
@@ -27,7 +26,97 @@ def is_metafile(path: str) -> bool:
     return name == LOCKFILE or (name.endswith(".dvc") and name != ".dvc")
 
 
+# DVC writes ``.dvc`` files in one plain block style. Reading exactly that shape directly
+# spares the git hooks importing PyYAML (~0.12 G instructions, a quarter of a commit that
+# changes one dataset). Anything else -- comments, quotes, flow style, nesting, a scalar
+# that YAML 1.1 would not read as a plain string or decimal int -- returns None and goes to
+# PyYAML, so the result is always what yaml.safe_load gives (tests/unit/test_metafile.py).
+_ITEM = re.compile(r"(- |  )?([A-Za-z_][A-Za-z0-9_]*):(?: ([^ ].*))?\Z")
+_WORD = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*\Z")
+_HEXISH = re.compile(r"[0-9][A-Za-z0-9]*(\.dir)?\Z")
+_DECIMAL = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+_CONSTANTS: dict[str, object] = {
+    **dict.fromkeys(("yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"), True),
+    **dict.fromkeys(("no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"), False),
+    **dict.fromkeys(("null", "Null", "NULL", "~"), None),
+}
+_NO_VALUE = object()
+
+
+def _scalar(text: str) -> object:
+    """A plain scalar as YAML 1.1 reads it, or _NO_VALUE when unsure."""
+    if text in _CONSTANTS:
+        return _CONSTANTS[text]
+    if _WORD.match(text):
+        return text  # starts with a letter, '_' or '/': no implicit type applies
+    if _HEXISH.match(text):
+        if text.endswith(".dir"):
+            return text
+        if _DECIMAL.match(text):
+            return int(text)
+        if text.isdigit() or text[:2] in ("0b", "0x"):
+            return _NO_VALUE  # octal, binary, hex: let PyYAML decide
+        return text  # digits and letters, no '.', ':', '-', '_': never a number or date
+    return _NO_VALUE
+
+
+def _load_plain(data: bytes) -> dict[str, Any] | None:
+    """The usual ``.dvc`` shape (``key: value`` lines, block lists of flat mappings)."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    doc: dict[str, Any] = {}
+    seq: list[dict[str, Any]] | None = None
+    item: dict[str, Any] | None = None
+    pending: str | None = None  # a "key:" line without a value: a list may follow
+    for line in text.split("\n"):
+        if not line:
+            continue
+        m = _ITEM.match(line)
+        if m is None:
+            return None
+        lead, key, raw = m.groups()
+        value = _NO_VALUE if raw is None else _scalar(raw)
+        if raw is not None and value is _NO_VALUE:
+            return None
+        if _scalar(key) != key:
+            return None  # a key YAML would read as a bool or null
+        if lead is None:  # top level
+            if pending is not None:
+                doc[pending] = None
+            if key in doc:
+                return None
+            seq, item, pending = None, None, None
+            if raw is None:
+                pending = key
+            else:
+                doc[key] = value
+            continue
+        if raw is None:
+            return None  # a nested collection
+        if lead == "- ":
+            if pending is not None:
+                seq = doc[pending] = []
+                pending = None
+            if seq is None:
+                return None
+            item = {}
+            seq.append(item)
+        elif item is None or key in item:
+            return None
+        item[key] = value
+    if pending is not None:
+        doc[pending] = None
+    return doc if doc else None
+
+
 def _load(data: bytes, where: str) -> Any:
+    plain = _load_plain(data) if posixpath.basename(where) != LOCKFILE else None
+    if plain is not None:
+        return plain
+    import yaml  # here, not at the top: see _load_plain
+
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         return yaml.load(data, Loader=loader)

@@ -223,3 +223,42 @@ def test_identity_outside_the_keyring_records_nothing(pushed_repo: SecureRepo,
     assert "audit" not in text
     assert len(event_files(repo)) == 1
     assert audit_json(repo)["pending_upload"] == 0
+
+
+def test_seal_by_the_pre_commit_hook_is_recorded(pushed_repo: SecureRepo) -> None:
+    repo = pushed_repo
+    repo.secure("seal")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "seal")
+    repo.secure("install")
+    (repo.root / "hooked.txt").write_bytes(b"sealed inside git's pre-commit hook\n")
+    repo.dvc("add", "-q", "hooked.txt")
+    repo.dvc("push", "-q", "hooked.txt.dvc")
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "add hooked.txt")  # the hook seals and records
+    assert (repo.root / "hooked.txt.dvc.seal").exists()
+    events = audit_json(repo)["events"]
+    seal = [e for e in events if e["action"] == "seal" and e["details"].get("via")]
+    assert len(seal) == 1 and seal[0]["datasets"] == ["hooked.txt.dvc"]
+    assert seal[0]["details"]["via"] == "pre-commit"
+    assert seal[0]["actor"] == "alice"
+    assert verify(repo)[0] == 0
+
+
+def test_access_changes_are_recorded(pushed_repo: SecureRepo, tmp_path: Path) -> None:
+    repo = pushed_repo
+    ident = tmp_path / "bob-identity.txt"
+    out = repo.secure("keygen", "--output", str(ident)).stdout
+    card = next(line.split(": ", 1)[1] for line in out.splitlines()
+                if line.startswith("recipient: "))
+    signing = next(line.split(": ", 1)[1] for line in out.splitlines()
+                   if line.startswith("signing-key: "))
+    repo.secure("grant", card, "--role", "reader", "--name", "bob", "--signing-key", signing)
+    repo.secure("revoke", "bob")
+    events = audit_json(repo)["events"]
+    changes = [e for e in events if e["action"] in ("grant", "revoke")]
+    assert [e["action"] for e in changes] == ["grant", "revoke"]
+    assert changes[0]["details"]["policy_version"] == 2
+    assert changes[1]["details"]["policy_version"] == 3
+    assert any("revoked 'bob'" in line for line in changes[1]["details"]["summary"])
+    assert verify(repo)[0] == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dvc_secure.sidecar.model import Sidecar
 from tests.conftest import DVC_SECURE, SecureRepo, run
 
 BIN = str(Path(sys.executable).parent)
@@ -233,6 +234,132 @@ def test_hooks_tolerate_repo_without_commits(tmp_path: Path, isolated_env: dict[
     proc = run(["git", "commit", "-q", "-m", "first"], root, env)
     assert "sealed and staged data.dvc.seal" in proc.stderr
     assert run([*DVC_SECURE, "verify"], root, env).returncode == 0
+
+
+# --- sealing from the push journal (the fast path) -------------------------------------------
+
+
+def _file_dataset(repo: SecureRepo, content: str, name: str = "table.csv") -> None:
+    (repo.root / name).write_text(content)
+    repo.dvc("add", "-q", name)
+    repo.dvc("push", "-q")
+
+
+def _imported(stderr: str) -> set[str]:
+    """Module names from `python -X importtime` output."""
+    return {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def _remote_index(repo: SecureRepo, metafile: str) -> str:
+    sc = Sidecar.from_bytes((repo.root / (metafile + ".seal")).read_bytes(), metafile)
+    digest = sc.outputs[0].remote_index
+    assert digest is not None
+    return digest
+
+
+def test_pre_commit_seals_from_push_journal_without_importing_dvc(hooked: SecureRepo) -> None:
+    _file_dataset(hooked, "id\n1\n")
+    assert "sealed and staged" in _commit(hooked, "v1").stderr  # opens the remote once
+    _file_dataset(hooked, "id\n2\n")
+    hooked.git("add", "table.csv.dvc")
+    proc = run([sys.executable, "-X", "importtime", *DVC_SECURE[1:], "hook", "pre-commit"],
+               hooked.root, hooked.env)
+    assert "sealed and staged table.csv.dvc.seal" in proc.stderr
+    heavy = {m for m in _imported(proc.stderr)
+             if m.split(".")[0] in ("dvc", "dvc_objects", "dvc_data", "fsspec")}
+    assert heavy == set(), sorted(heavy)[:5]
+    assert {"dvc_secure.hook_checks", "dvc_secure.sealing"} <= _imported(proc.stderr)
+    hooked.git("commit", "-q", "-m", "v2")
+    assert "table.csv.dvc.seal" in _committed(hooked)
+    assert hooked.secure("verify").returncode == 0
+
+
+
+# --- the incremental staged check (only changed datasets re-checked) ------------------------
+
+
+def _hook_imports(repo: SecureRepo) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    proc = run([sys.executable, "-X", "importtime", "-m", "dvc_secure.cli_hooks", "pre-commit"],
+               repo.root, repo.env, check=False)
+    return proc, _imported(proc.stderr)
+
+
+def test_pre_commit_fast_path_needs_no_pygit2_yaml_or_crypto(hooked: SecureRepo) -> None:
+    _file_dataset(hooked, "id\n1\n", "a.csv")
+    _file_dataset(hooked, "id\n1\n", "b.csv")
+    _commit(hooked, "two datasets")
+    (hooked.root / "README").write_text("notes\n")
+    hooked.git("add", "README")
+    proc, mods = _hook_imports(hooked)  # nothing relevant changed: nothing to parse or verify
+    assert proc.returncode == 0, proc.stderr
+    assert not {m for m in mods if m.split(".")[0] in ("pygit2", "yaml", "cryptography", "dvc")}
+    hooked.git("commit", "-q", "-m", "readme")
+    _file_dataset(hooked, "id\n2\n", "a.csv")
+    hooked.git("add", "a.csv.dvc")
+    proc, mods = _hook_imports(hooked)  # seals a.csv; b.csv is not re-checked
+    assert "sealed and staged a.csv.dvc.seal" in proc.stderr
+    assert "pygit2" not in mods
+    hooked.git("commit", "-q", "-m", "a v2")
+    assert hooked.secure("verify", "--all-revisions").returncode == 0
+
+
+def test_tampered_sidecar_committed_past_the_hooks_blocks_next_commit(hooked: SecureRepo) -> None:
+    _file_dataset(hooked, "id\n1\n", "a.csv")
+    _file_dataset(hooked, "id\n1\n", "b.csv")
+    _commit(hooked, "two datasets")  # both checked and recorded as passed
+    seal = hooked.root / "b.csv.dvc.seal"
+    seal.write_text(seal.read_text().replace('"owner": ""', '"owner": "mallory"'))
+    hooked.env["DVC_SECURE_SKIP_HOOKS"] = "1"  # slips past the hooks (e.g. made elsewhere)
+    hooked.git("commit", "-q", "-am", "hand edit")
+    del hooked.env["DVC_SECURE_SKIP_HOOKS"]
+    (hooked.root / "README").write_text("notes\n")
+    proc = _commit(hooked, "unrelated", check=False)  # b.csv's new bytes were never checked
+    assert proc.returncode == 1
+    assert "b.csv.dvc" in proc.stderr and "does not verify" in proc.stderr
+
+
+def test_edited_sidecar_is_not_covered_by_a_check_record(hooked: SecureRepo) -> None:
+    import json
+
+    _file_dataset(hooked, "id\n1\n", "a.csv")
+    _commit(hooked, "v1")
+    record = hooked.root / ".git" / "dvc-secure" / "checked.json"
+    doc = json.loads(record.read_text())
+    assert doc["entries"], "passed checks are recorded"
+    # the edited sidecar's blob never passed a check, so no record covers it
+    seal = hooked.root / "a.csv.dvc.seal"
+    seal.write_text(seal.read_text().replace('"purpose": ""', '"purpose": "x"'))
+    hooked.git("add", "a.csv.dvc.seal")
+    proc = hooked.git("commit", "-q", "-m", "edited", check=False)
+    assert proc.returncode == 1 and "does not verify" in proc.stderr
+    assert len(json.loads(record.read_text())["entries"]) == len(doc["entries"])
+
+
+def test_pre_push_uploads_remote_index_pinned_at_commit(hooked: SecureRepo) -> None:
+    _bare_remote(hooked)
+    _file_dataset(hooked, "id\n1\n")
+    _commit(hooked, "v1")
+    _file_dataset(hooked, "id\n2\n")
+    assert "sealed and staged" in _commit(hooked, "v2").stderr  # pinned from the journal
+    digest = _remote_index(hooked, "table.csv.dvc")
+    on_storage = hooked.storage / "dvc-secure" / "index" / f"{digest}.json"
+    pending = hooked.root / ".dvc" / "cache" / "secure" / "indexes" / digest
+    assert not on_storage.exists() and pending.is_file()  # deferred: the commit made no upload
+    hooked.git("push", "-q", "-u", "origin", "HEAD")
+    assert on_storage.is_file() and not pending.exists()
+    assert hooked.secure("verify", "--remote", "--all-revisions").returncode == 0
+
+
+def test_journal_binding_not_used_after_storage_url_changed(hooked: SecureRepo) -> None:
+    _file_dataset(hooked, "id\n1\n")
+    _commit(hooked, "v1")  # records the remote's identity in the push journal
+    _file_dataset(hooked, "id\n2\n")  # pushed to the old storage ...
+    hooked.dvc("remote", "modify", "storage", "url", str(hooked.root.parent / "new-storage"))
+    proc = _commit(hooked, "v2", check=False)  # ... so the remote now named has none of it
+    assert proc.returncode == 1
+    assert "dvc push table.csv.dvc" in proc.stderr
+    assert not (hooked.root.parent / "new-storage" / "dvc-secure").exists()
 
 
 # --- pre-push -----------------------------------------------------------------------------
