@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dvc_secure import __version__
-from dvc_secure.errors import ConfigurationError, DvcSecureError
+from dvc_secure.errors import ConfigurationError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -294,14 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except DvcSecureError as exc:
-        print(f"dvc-secure: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("dvc-secure: interrupted", file=sys.stderr)
-        return 130
+    from dvc_secure.cli_hooks import run_guarded
+
+    return run_guarded(lambda: int(args.func(args)))
 
 
 if __name__ == "__main__":

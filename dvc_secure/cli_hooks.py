@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -73,8 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"usage: python -m dvc_secure.cli_hooks {{{','.join(HOOKS)}}} [args...]",
               file=sys.stderr)
         return 2
+    return run_guarded(lambda: cmd_hook(SimpleNamespace(name=args[0], args=args[1:])))  # type: ignore[arg-type]
+
+
+def run_guarded(call: Callable[[], int]) -> int:
+    """The one place errors become exit codes and one-line diagnostics (also for cli.main;
+    it lives here because the hook entry point must not import cli.py)."""
     try:
-        return cmd_hook(SimpleNamespace(name=args[0], args=args[1:]))  # type: ignore[arg-type]
+        return int(call())
     except DvcSecureError as exc:
         print(f"dvc-secure: error: {exc}", file=sys.stderr)
         return exc.exit_code

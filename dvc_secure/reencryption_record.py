@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dvc_secure.errors import ReencryptionError
-from dvc_secure.format.primitives import SigningKeyPair, ed25519_verify
+from dvc_secure.format.primitives import SigningKeyPair, valid_signers
 from dvc_secure.keys.identity import key_fingerprint
 
 RECORD_FORMAT = "dvc-secure-reencryption"
@@ -150,19 +150,7 @@ class ReencryptionRecord:
 
     def valid_signers(self, keys: Mapping[str, bytes]) -> list[str]:
         """Key ids among ``keys`` (key id -> Ed25519 public key) with a valid signature."""
-        msg = SIGN_LABEL + self.canonical_bytes()
-        good = []
-        for keyid, sig in self.signatures:
-            public = keys.get(keyid)
-            if public is None:
-                continue
-            try:
-                raw = base64.b64decode(sig, validate=True)
-            except ValueError:
-                continue
-            if ed25519_verify(public, raw, msg):
-                good.append(keyid)
-        return good
+        return valid_signers(self.signatures, keys, SIGN_LABEL + self.canonical_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> ReencryptionRecord:

@@ -7,8 +7,10 @@ the style of age's X25519 recipient stanza, Ed25519 signatures, scrypt.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -236,6 +238,25 @@ def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def valid_signers(signatures: Iterable[tuple[str, object]], keys: Mapping[str, bytes],
+                  message: bytes) -> list[str]:
+    """Key ids among ``keys`` (key id -> Ed25519 public key) whose base64 signature in
+    ``signatures`` ((key id, signature) pairs) verifies over ``message``; malformed
+    entries and unknown key ids are skipped, never trusted."""
+    good = []
+    for keyid, sig in signatures:
+        public = keys.get(keyid)
+        if public is None or not isinstance(sig, str):
+            continue
+        try:
+            raw = base64.b64decode(sig, validate=True)
+        except ValueError:
+            continue
+        if ed25519_verify(public, raw, message) and keyid not in good:
+            good.append(keyid)
+    return good
 
 
 # --- passphrases -----------------------------------------------------------------------

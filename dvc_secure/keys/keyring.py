@@ -19,8 +19,8 @@ from dvc_secure.errors import AccessDeniedError, IdentityError, KeyringError, No
 from dvc_secure.format.primitives import (
     AeadFailure,
     SigningKeyPair,
-    ed25519_verify,
     random_bytes,
+    valid_signers,
     x25519_unwrap,
     x25519_wrap,
 )
@@ -413,20 +413,8 @@ class Keyring:
 
     def signed_by(self, admins: dict[str, bytes]) -> list[str]:
         """Key ids among ``admins`` with a valid signature over this keyring."""
-        msg = SIGN_LABEL + self.canonical_bytes()
-        good = set()
-        for sig in self.signatures:
-            key = admins.get(str(sig.get("keyid")))
-            raw = sig.get("sig")
-            if key is None or not isinstance(raw, str):
-                continue
-            try:
-                signature = base64.b64decode(raw, validate=True)
-            except ValueError:
-                continue
-            if ed25519_verify(key, signature, msg):
-                good.add(key_fingerprint(key))
-        return sorted(good)
+        pairs = ((str(sig.get("keyid")), sig.get("sig")) for sig in self.signatures)
+        return sorted(valid_signers(pairs, admins, SIGN_LABEL + self.canonical_bytes()))
 
     def transition_problems(self, successor: object) -> list[str]:
         """Why ``successor`` may not follow this policy (empty: it may)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from dvc_secure.errors import SidecarError
-from dvc_secure.format.primitives import SigningKeyPair, ed25519_verify
+from dvc_secure.format.primitives import SigningKeyPair, valid_signers
 from dvc_secure.keys.identity import key_fingerprint
 
 SIDECAR_FORMAT = "dvc-secure-sidecar"
@@ -182,20 +182,8 @@ class Sidecar:
         return _replace(self, signatures=(*others, (keyid, sig)))
 
     def valid_signers(self, keys: dict[str, bytes]) -> list[str]:
-        """Key ids among ``keys`` (keyid -> public key) with a valid signature."""
-        msg = SIGN_LABEL + self.canonical_bytes()
-        good = []
-        for keyid, sig in self.signatures:
-            public = keys.get(keyid)
-            if public is None:
-                continue
-            try:
-                raw = base64.b64decode(sig, validate=True)
-            except ValueError:
-                continue
-            if ed25519_verify(public, raw, msg):
-                good.append(keyid)
-        return good
+        """Key ids among ``keys`` (key id -> Ed25519 public key) with a valid signature."""
+        return valid_signers(self.signatures, keys, SIGN_LABEL + self.canonical_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> Sidecar:
