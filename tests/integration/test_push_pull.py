@@ -90,8 +90,12 @@ def test_push_stores_only_ciphertext_under_hidden_names_and_pull_restores(
         assert not MD5_HEX.search(rel), f"storage path {rel} looks like a DVC object id"
         for oid in ids.values():
             assert oid[:32] not in rel and oid[2:32] not in rel
+        # DVC's layout (files/md5/…) and workspace names must not show; whole path
+        # components only, since a random base32 name may contain 'md5' or 'data' by chance
+        assert not rel.startswith("files/")
         for name in ("data", "model", "nested", "files", "md5"):
-            assert name not in rel
+            assert not any(part == name or part.startswith(f"{name}.")
+                           for part in rel.split("/"))
 
     assert "in sync" in repo.dvc("status", "-c").stdout
 
