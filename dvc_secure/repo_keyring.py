@@ -110,6 +110,18 @@ def load_trusted_keyrings(dvc_dir: str | os.PathLike[str],
     return TrustedKeyrings(ring, ring)
 
 
+def trusted_history_keyrings(dvc_dir: str | os.PathLike[str]) -> list[Keyring]:
+    """Earlier keyring versions from git history that lie on this clone's trusted chain
+    (never a version merely signed by admins it lists itself: that is what a forger does)."""
+    root = Path(dvc_dir).resolve().parent
+    git_dir = find_git_dir(root)
+    pin = _read_pin(git_dir) if git_dir is not None else None
+    if pin is None:
+        return []
+    trusted = set(_pin_chain(pin)) | {str(pin.get("digest"))}
+    return [k for d, k in _history_keyrings(root).items() if d in trusted]
+
+
 def _step_problems(prev: Keyring, nxt: Keyring) -> list[str]:
     problems = prev.transition_problems(nxt)
     if not problems:

@@ -213,38 +213,19 @@ class AuditLog:
 
 
 def keyring_signers(repo_root: Path, ring: Keyring) -> dict[str, Signer]:
-    """Signing key -> member, for the current keyring and every admin-signed earlier
-    version in the git history (so that a revoked member's events still verify)."""
+    """Signing key -> member, for the current keyring and every earlier version on this
+    clone's trusted chain (so that a revoked member's events still verify)."""
+    from dvc_secure.repo_keyring import trusted_history_keyrings
+
     signers = {m.signing_key: Signer(m.name, m.role, True) for m in ring.members if m.signing_key}
     for former in getattr(ring, "former_signers", None) or []:
         signers.setdefault(former.signing_key, Signer(former.name, "former", False))
-    try:
-        import pygit2
-
-        repo = pygit2.Repository(str(repo_root))
-        if repo.head_is_unborn:
-            return signers
-        seen_blobs: set[str] = set()
-        for commit in repo.walk(repo.head.target):
-            try:
-                blob = commit.tree[".dvc/secure/keyring.json"]
-            except KeyError:
-                continue
-            if not isinstance(blob, pygit2.Blob) or str(blob.id) in seen_blobs:
-                continue
-            seen_blobs.add(str(blob.id))
-            try:
-                old = Keyring.from_json(blob.data.decode("utf-8"))
-                old.verify_signatures()
-            except (DvcSecureError, UnicodeDecodeError):
-                continue
-            if old.keyring_id != ring.keyring_id:
-                continue
-            for m in old.members:
-                if m.signing_key and m.signing_key not in signers:
-                    signers[m.signing_key] = Signer(m.name, m.role, False)
-    except Exception:  # history is a bonus: without it, only current members verify
-        return signers
+    for old in trusted_history_keyrings(repo_root / ".dvc"):
+        if old.keyring_id != ring.keyring_id:
+            continue
+        for m in old.members:
+            if m.signing_key and m.signing_key not in signers:
+                signers[m.signing_key] = Signer(m.name, m.role, False)
     return signers
 
 

@@ -347,3 +347,24 @@ def test_forked_policy_of_the_same_version_is_rejected(make_secure_repo, tmp_pat
     save_keyring(dvc_dir, other)
     with pytest.raises(UntrustedPolicyError, match="another keyring"):
         load_keyring(dvc_dir)
+
+
+def test_forged_keyring_in_history_does_not_vouch_for_audit_events(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dvc_secure.audit.recorder import keyring_signers
+    from dvc_secure.keys.keyring import Keyring
+
+    repo = make_secure_repo()
+    add_and_push(repo, "a.txt", b"sensitive\n")
+    repo.dvc("pull", "-q")  # pins policy version 1
+    genuine = Keyring.from_json((repo.root / KEYRING).read_text(encoding="utf-8"))
+    mallory = _forge_admin_grant(repo, tmp_path)
+    repo.git("add", KEYRING)
+    repo.git("commit", "-q", "-m", "forged keyring")  # in HEAD's history from now on
+    repo.git("checkout", "HEAD~1", "--", KEYRING)
+    repo.git("commit", "-q", "-m", "back to the genuine keyring")
+    signers = keyring_signers(repo.root, genuine)
+    forged = Keyring.from_json(run(["git", "show", f"HEAD~1:{KEYRING}"], repo.root,
+                                   repo.env).stdout)
+    forged_keys = {m.signing_key for m in forged.members} - {m.signing_key for m in genuine.members}
+    assert forged_keys, mallory
+    assert not forged_keys & set(signers)
