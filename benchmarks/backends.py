@@ -55,11 +55,11 @@ def bench_backend(kind: str, make_store: Any, base: Path, files: int, file_mib: 
     dvc = [sys.executable, "-m", "dvc"]
     run(["git", "init", "-q"], repo, env)
     run([*dvc, "init", "-q"], repo, env)
-    run([sys.executable, "-m", "dvc_secure.cli", "keygen"], repo, env)
+    run([sys.executable, "-m", "dvc_secure.cli.main", "keygen"], repo, env)
     plain, inner = make_store(), make_store()
     add_remote(repo, env, "storage", plain)
     add_remote(repo, env, "secure-inner", inner)
-    run([sys.executable, "-m", "dvc_secure.cli", "init", "--remote", "secure-inner"], repo, env)
+    run([sys.executable, "-m", "dvc_secure.cli.main", "init", "--remote", "secure-inner"], repo, env)
     data = repo / "data"
     data.mkdir()
     for i in range(files):

@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(["git", "init", "-q"], repo, env)
         run([py, "-m", "dvc", "init", "-q"], repo, env)
-        run([py, "-m", "dvc_secure.cli", "keygen"], repo, env)
+        run([py, "-m", "dvc_secure.cli.main", "keygen"], repo, env)
         run([py, "-m", "dvc", "remote", "add", "storage", str(storage)], repo, env)
-        run([py, "-m", "dvc_secure.cli", "init", "--remote", "storage"], repo, env)
+        run([py, "-m", "dvc_secure.cli.main", "init", "--remote", "storage"], repo, env)
         data = repo / "data"
         data.mkdir()
         per_file = (args.size_mib << 20) // args.files
@@ -71,14 +71,14 @@ def main(argv: list[str] | None = None) -> int:
                     left -= n
         run([py, "-m", "dvc", "add", "-q", "data"], repo, env)
         run([py, "-m", "dvc", "push", "-q"], repo, env)
-        run([py, "-m", "dvc_secure.cli", "seal", "data"], repo, env)
+        run([py, "-m", "dvc_secure.cli.main", "seal", "data"], repo, env)
         run(["git", "add", "-A"], repo, env)
         run(["git", "commit", "-q", "-m", "data"], repo, env)
         run(["restic", "-q", "-r", str(restic_repo), "init"], base, env)
         run(["restic", "-q", "-r", str(restic_repo), "backup", str(data)], base, env)
         secure_t, restic_t = [], []
         for _ in range(args.repeat):
-            secure_t.append(run([py, "-m", "dvc_secure.cli", "verify", "--deep"], repo, env))
+            secure_t.append(run([py, "-m", "dvc_secure.cli.main", "verify", "--deep"], repo, env))
             restic_t.append(run(["restic", "-q", "-r", str(restic_repo), "check", "--read-data"],
                                 base, env))
     finally:

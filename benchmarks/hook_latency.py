@@ -53,7 +53,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]
 def import_cpu(runs: int) -> dict[str, float]:
     """CPU time of a bare interpreter vs. one that imports what the pre-commit hook imports
     before it seals (load-independent: counts only this process's own CPU)."""
-    code = "import dvc_secure.cli_hooks, dvc_secure.hook_checks, dvc_secure.sealing"
+    code = "import dvc_secure.cli.hooks, dvc_secure.services.hook_checks, dvc_secure.services.sealing"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     base = [timed([PY, "-c", "pass"], Path.cwd(), env)[1] for _ in range(runs)]
     full = [timed([PY, "-c", code], Path.cwd(), env)[1] for _ in range(runs)]
@@ -71,7 +71,7 @@ def instructions(root: Path, env: dict[str, str], target: str, seal: Path,
     """Instructions of one pre-commit hook process sealing the staged change (callgrind)."""
     if shutil.which("valgrind") is None:
         return None
-    sh([PY, "-m", "dvc_secure.cli", "install"], root, env)
+    sh([PY, "-m", "dvc_secure.cli.main", "install"], root, env)
     try:
         counts = []
         for _ in range(2):  # the first run warms the caches, as a commit before it would
@@ -79,7 +79,7 @@ def instructions(root: Path, env: dict[str, str], target: str, seal: Path,
             sh(["git", "reset", "-q", "--", f"{target}.dvc.seal"], root, env)
             sh(["git", "add", f"{target}.dvc"], root, env)
             proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                                   PY, "-m", "dvc_secure.cli_hooks", "pre-commit"],
+                                   PY, "-m", "dvc_secure.cli.hooks", "pre-commit"],
                                   cwd=root, env=env, text=True, capture_output=True)
             found = re.search(r"Collected : (\d+)", proc.stderr)
             counts.append(int(found.group(1)) if found else 0)
@@ -87,7 +87,7 @@ def instructions(root: Path, env: dict[str, str], target: str, seal: Path,
     finally:
         seal.write_bytes(original_seal)
         sh(["git", "reset", "-q", "--", f"{target}.dvc.seal"], root, env)
-        sh([PY, "-m", "dvc_secure.cli", "uninstall"], root, env)
+        sh([PY, "-m", "dvc_secure.cli.main", "uninstall"], root, env)
 
 
 def setup(base: Path, n: int) -> tuple[Path, dict[str, str]]:
@@ -103,9 +103,9 @@ def setup(base: Path, n: int) -> tuple[Path, dict[str, str]]:
     root.mkdir()
     sh(["git", "init", "-q"], root, env)
     sh([PY, "-m", "dvc", "init", "-q"], root, env)
-    sh([PY, "-m", "dvc_secure.cli", "keygen"], root, env)
+    sh([PY, "-m", "dvc_secure.cli.main", "keygen"], root, env)
     sh([PY, "-m", "dvc", "remote", "add", "storage", str(base / "storage")], root, env)
-    sh([PY, "-m", "dvc_secure.cli", "init", "--remote", "storage", "--member-name", "bench"],
+    sh([PY, "-m", "dvc_secure.cli.main", "init", "--remote", "storage", "--member-name", "bench"],
        root, env)
     data = root / "data"
     data.mkdir()
@@ -113,7 +113,7 @@ def setup(base: Path, n: int) -> tuple[Path, dict[str, str]]:
         (data / f"d{i:03}.csv").write_text(f"id,value\n{i},{i * i}\n")
     sh([PY, "-m", "dvc", "add", "-q", *[f"data/d{i:03}.csv" for i in range(n)]], root, env)
     sh([PY, "-m", "dvc", "push", "-q"], root, env)
-    sh([PY, "-m", "dvc_secure.cli", "seal"], root, env)
+    sh([PY, "-m", "dvc_secure.cli.main", "seal"], root, env)
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-q", "-m", f"{n} sealed datasets"], root, env)
     return root, env
@@ -141,14 +141,14 @@ def main() -> int:
         for i in range(args.runs * 2):
             mode = "with" if i % 2 else "without"  # interleaved: load hits both alike
             if mode == "with":
-                sh([PY, "-m", "dvc_secure.cli", "install"], root, env)
+                sh([PY, "-m", "dvc_secure.cli.main", "install"], root, env)
             sh(["git", "add", f"{target}.dvc"], root, env)
             loads.append(os.getloadavg()[0])
             results[mode].append(timed(["git", "commit", "-q", "-m", "change one"], root, env))
             if mode == "with":
                 assert f"{target}.dvc.seal" in sh(
                     ["git", "show", "--name-only", "--format=", "HEAD"], root, env).stdout
-                sh([PY, "-m", "dvc_secure.cli", "uninstall"], root, env)
+                sh([PY, "-m", "dvc_secure.cli.main", "uninstall"], root, env)
             sh(["git", "reset", "-q", "--soft", "HEAD~1"], root, env)
             seal.write_bytes(original_seal)
             sh(["git", "reset", "-q", "--", f"{target}.dvc.seal"], root, env)

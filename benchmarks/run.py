@@ -145,7 +145,7 @@ class Bench:
             self.repo, self.env)
         run(self.dvc("remote", "add", "secure-inner", str(self.remote_dirs["secure"])),
             self.repo, self.env)
-        run([self.python, "-m", "dvc_secure.cli", "init", "--remote", "secure-inner",
+        run([self.python, "-m", "dvc_secure.cli.main", "init", "--remote", "secure-inner",
              "--name", VARIANTS["secure"]], self.repo, self.env)
         write_random_files(self.ds, self.repo / "data")
         run(self.dvc("add", "-q", "data"), self.repo, self.env)
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         "datasets": {},
     }
     try:
-        run([args.python, "-m", "dvc_secure.cli", "keygen"], work, env)
+        run([args.python, "-m", "dvc_secure.cli.main", "keygen"], work, env)
         print("warm-up (bytecode, page cache)", file=sys.stderr)
         warm = Bench(Dataset("warm-up", 2, 64 * KIB), work / "warm-up", args.python, args.jobs, env)
         warm.setup()

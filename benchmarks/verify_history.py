@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pygit2
 
-from dvc_secure.keys.identity import Identity, key_fingerprint
-from dvc_secure.keys.keyring import Keyring
-from dvc_secure.sidecar.model import AccessMetadata, SealedOutput, Sidecar
+from dvc_secure.core.keys.identity import Identity, key_fingerprint
+from dvc_secure.core.keys.keyring import Keyring
+from dvc_secure.core.sidecar.model import AccessMetadata, SealedOutput, Sidecar
 
 
 def build(root: Path, commits: int, datasets: int) -> Identity:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         (root / ".dvc").mkdir(exist_ok=True)
         built = time.perf_counter() - t0
         env = dict(os.environ)
-        cli = [sys.executable, "-m", "dvc_secure.cli", "verify"]
+        cli = [sys.executable, "-m", "dvc_secure.cli.main", "verify"]
         # whole history, nothing cached (what CI does on a fresh runner)
         full = min(timed([*cli, "--all-revisions", "--no-cache"], root, env) for _ in range(3))
         # a developer's machine: history up to HEAD~1 already verified, then one new commit

@@ -21,11 +21,9 @@ class _PatchingLoader:
 
     def exec_module(self, module):  # type: ignore[no-untyped-def]
         self._wrapped.exec_module(module)
-        from dvc_secure.dvc_adapter.registration import check_dvc_version, patch_module
+        from dvc_secure.plugin import on_dvc_module_loaded
 
-        if self._name == "dvc.fs":
-            check_dvc_version()
-        patch_module(self._name, module)
+        on_dvc_module_loaded(self._name, module)
 
     def __getattr__(self, item):  # type: ignore[no-untyped-def]
         return getattr(self._wrapped, item)
@@ -57,10 +55,12 @@ def install() -> None:
     # DVC partly or wholly imported already (e.g. by a test runner): patch those now
     loaded = [name for name in sorted(_TARGETS) if name in sys.modules]
     if loaded:
-        from dvc_secure.dvc_adapter.registration import patch_module
+        from dvc_secure.adapters.dvc.registration import patch_module
+        from dvc_secure.plugin import connect
 
         for name in loaded:
             patch_module(name, sys.modules[name])
+        connect()
 
 
 install()

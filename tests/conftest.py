@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
+from dvc_secure.adapters.local.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -25,7 +25,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> s
 
 
 DVC = [sys.executable, "-m", "dvc"]
-DVC_SECURE = [sys.executable, "-m", "dvc_secure.cli"]
+DVC_SECURE = [sys.executable, "-m", "dvc_secure.cli.main"]
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 # DVC's fixtures for its TestRemote suite (same objects `-p dvc.testing.plugin` provides)
 from dvc.testing.fixtures import dvc, make_tmp_dir, scm, tmp_dir  # noqa: F401
 
-from dvc_secure.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
+from dvc_secure.adapters.local.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
 
 
 @dataclass
@@ -52,8 +52,8 @@ def remote(tmp_dir: Any, dvc: Any, isolated_env: dict[str, str], hide_names: boo
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCloud]:
     """``storage`` = a local directory; ``upstream`` = secure://storage (the default remote);
     an identity made by ``dvc-secure keygen`` and a keyring made by ``dvc-secure init``."""
-    from dvc_secure.cli import main as dvc_secure_main
-    from dvc_secure.dvc_adapter.registration import register
+    from dvc_secure.cli.main import main as dvc_secure_main
+    from dvc_secure.plugin import register
 
     register()  # pytest may have imported DVC before the import hook could see it
     monkeypatch.delenv(ENV_IDENTITY, raising=False)

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from dvc_secure.audit.model import AuditEvent, Entry, Signer, verify_log
-from dvc_secure.format.audit_box import AuditBoxError, open_event
+from dvc_secure.core.audit.model import AuditEvent, Entry, Signer, verify_log
+from dvc_secure.core.format.audit_box import AuditBoxError, open_event
 from fixtures.audit import generate_vectors
 
 FIXTURES = Path(generate_vectors.__file__).parent
@@ -26,7 +26,7 @@ DOC: dict[str, Any] = json.loads((FIXTURES / "vectors.json").read_text(encoding=
 
 
 def spec_open(envelope: bytes, name: str, data_key: bytes) -> bytes:
-    """docs/spec/audit-log.md §4, independently of dvc_secure.format.audit_box."""
+    """docs/spec/audit-log.md §4, independently of dvc_secure.core.format.audit_box."""
     assert envelope[:7] == b"DSAUDIT" and envelope[7] == 1
     epoch = envelope[8:12]
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"",

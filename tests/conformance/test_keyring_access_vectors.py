@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dvc_secure.keys.identity import Identity
-from dvc_secure.keys.keyring import Keyring
+from dvc_secure.core.keys.identity import Identity
+from dvc_secure.core.keys.keyring import Keyring
 from fixtures import generate_vectors
 
 DOC = json.loads((Path(generate_vectors.__file__).parent / "keyring" / "vectors.json")

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from dvc_secure.errors import IdentityError
-from dvc_secure.format import passphrase as pp
-from dvc_secure.identity_store import (
+from dvc_secure.adapters.local.identity_store import (
     ENV_IDENTITY,
     ENV_PASSPHRASE,
     KeyringPointer,
     load_identity,
     text_kind,
 )
+from dvc_secure.core.format import passphrase as pp
+from dvc_secure.errors import IdentityError
 
 DOC = json.loads(
     (Path(__file__).parents[2] / "fixtures" / "identity" / "protected.json").read_text(

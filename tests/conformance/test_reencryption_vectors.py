@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from dvc_secure.errors import ReencryptionError
-from dvc_secure.reencryption_record import (
+from dvc_secure.core.records.reencryption import (
     KeyringView,
     ReencryptionRecord,
     Replacements,
     check_record,
     epoch_of_filename,
 )
+from dvc_secure.errors import ReencryptionError
 from fixtures.reencryption import generate
 
 VECTORS_FILE = Path(generate.__file__).parent / "vectors.json"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.sidecar.model import Sidecar
 from dvc_secure.errors import SidecarError
-from dvc_secure.keys.identity import key_fingerprint
-from dvc_secure.sidecar.model import Sidecar
 from fixtures.sidecar import generate
 
 VECTORS_FILE = Path(generate.__file__).parent / "vectors.json"

@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from dvc_secure.core.format.names import derive_name_key, hide_name, reveal_name
+from dvc_secure.core.format.object_format import decrypt_object
+from dvc_secure.core.keys import bech32
+from dvc_secure.core.keys.identity import Identity, decode_recipient, decode_signing_key
+from dvc_secure.core.keys.keyring import Keyring, KeySet
 from dvc_secure.errors import DvcSecureError
-from dvc_secure.format.names import derive_name_key, hide_name, reveal_name
-from dvc_secure.format.object_format import decrypt_object
-from dvc_secure.keys import bech32
-from dvc_secure.keys.identity import Identity, decode_recipient, decode_signing_key
-from dvc_secure.keys.keyring import Keyring, KeySet
 from fixtures import generate_vectors
 
 FIXTURES = Path(generate_vectors.__file__).parent

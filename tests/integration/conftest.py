@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.identity_store import ENV_IDENTITY_FILE
+from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
 from tests.conftest import SecureRepo, base_env
 from tests.integration.secure_helpers import TRACKED, dataset_files
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from dvc_secure.identity_store import ENV_IDENTITY_FILE
+from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
 from tests.conftest import SecureRepo
 
 MARKER = b"TOP-SECRET-PLAINTEXT-MARKER-7d1f"
@@ -80,8 +80,8 @@ def storage_path(repo: SecureRepo, oid: str, hide_names: bool = True) -> Path:
     """Where object ``oid`` lies in the wrapped storage (computed with the repo's name key)."""
     if not hide_names:
         return repo.storage / object_rel(oid)
-    from dvc_secure.format.names import hide_name
-    from dvc_secure.secure_store import LazyRepoKeys
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+    from dvc_secure.core.format.names import hide_name
 
     keys = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get()
     return repo.storage / hide_name(keys.name_key, object_rel(oid))
@@ -91,7 +91,7 @@ def secrets_of(repo: SecureRepo, identity_file: Path | None = None) -> list[str]
     """Every textual form of key material the repository's identity gives access to."""
     import base64
 
-    from dvc_secure.secure_store import LazyRepoKeys
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
 
     ident = identity_file or repo.identity_file
     lines = [ln.strip() for ln in ident.read_text().splitlines()

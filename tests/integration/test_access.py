@@ -9,8 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-from dvc_secure.format.object_format import read_header
-from dvc_secure.identity_store import ENV_IDENTITY_FILE
+from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
+from dvc_secure.core.format.object_format import read_header
 from tests.conftest import DVC, DVC_SECURE, SecureRepo, run
 from tests.integration.secure_helpers import assert_no_key_material, check_failed, secrets_of
 
@@ -145,8 +145,8 @@ def test_revoked_member_cannot_decrypt_after_revocation(make_secure_repo, tmp_pa
 
 def _forge_admin_grant(repo: SecureRepo, tmp_path: Path) -> Person:
     """Mallory edits keyring.json by hand: adds herself as admin and signs it herself."""
-    from dvc_secure.keys.identity import Identity
-    from dvc_secure.keys.keyring import Keyring, Member
+    from dvc_secure.core.keys.identity import Identity
+    from dvc_secure.core.keys.keyring import Keyring, Member
 
     mallory = Person(repo, tmp_path, "mallory")
     ident = Identity.from_text(mallory.file.read_text(), "mallory")
@@ -309,7 +309,7 @@ def test_unchanged_keyring_is_checked_without_git(make_secure_repo) -> None:  # 
 
     repo = make_secure_repo()
     add_and_push(repo, "a.txt", b"data\n")  # pins policy version 1
-    code = ("import sys; from dvc_secure.repo_keyring import load_keyring; "
+    code = ("import sys; from dvc_secure.adapters.local.repo_keyring import load_keyring; "
             "load_keyring('.dvc'); print('pygit2' in sys.modules)")
     assert run([sys.executable, "-c", code], repo.root, repo.env).stdout.strip() == "False"
 
@@ -319,10 +319,11 @@ def test_forked_policy_of_the_same_version_is_rejected(make_secure_repo, tmp_pat
     the clone keeps the one it trusted."""
     import pytest
 
+    from dvc_secure.adapters.local.identity_store import load_identity
+    from dvc_secure.adapters.local.repo_keyring import load_keyring, save_keyring
+    from dvc_secure.core.keys import keyring as kr
+    from dvc_secure.core.keys import policy_changes as changes
     from dvc_secure.errors import UntrustedPolicyError
-    from dvc_secure.identity_store import load_identity
-    from dvc_secure.keys import keyring as kr
-    from dvc_secure.repo_keyring import load_keyring, save_keyring
 
     repo = make_secure_repo()
     dvc_dir = repo.root / ".dvc"
@@ -332,7 +333,7 @@ def test_forked_policy_of_the_same_version_is_rejected(make_secure_repo, tmp_pat
     readers = [Person(repo, tmp_path, n) for n in ("rita", "ruth")]
     forks = []
     for who in readers:
-        fork = kr.grant(v1, v1.unwrap(alice), name=who.name, recipient=who.recipient,
+        fork = changes.grant(v1, v1.unwrap(alice), name=who.name, recipient=who.recipient,
                         role="reader", signing_key=None, expires=None, now="t")
         fork.sign(alice.signing)
         forks.append(fork)
@@ -350,8 +351,8 @@ def test_forked_policy_of_the_same_version_is_rejected(make_secure_repo, tmp_pat
 
 
 def test_forged_keyring_in_history_does_not_vouch_for_audit_events(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from dvc_secure.audit.recorder import keyring_signers
-    from dvc_secure.keys.keyring import Keyring
+    from dvc_secure.core.keys.keyring import Keyring
+    from dvc_secure.services.audit_recorder import keyring_signers
 
     repo = make_secure_repo()
     add_and_push(repo, "a.txt", b"sensitive\n")

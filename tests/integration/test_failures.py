@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.identity_store import ENV_IDENTITY_FILE
+from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
 from tests.conftest import DVC, DVC_SECURE, SecureRepo, run
 from tests.integration.secure_helpers import (
     TRACKED,
@@ -121,12 +121,12 @@ def test_identity_not_in_keyring_cannot_pull_and_is_told_the_epoch_and_grant(
 
 def _add_reader(repo: SecureRepo, reader_file: Path) -> None:
     """What an admin's grant does: a new policy version with a reader, signed by the admin."""
-    from dvc_secure.cli import _now
-    from dvc_secure.identity_store import save_identity
-    from dvc_secure.keys.identity import Identity
-    from dvc_secure.keys.keyring import Member
-    from dvc_secure.repo_keyring import load_keyring, save_keyring
-    from dvc_secure.secure_store import LazyRepoKeys
+    from dvc_secure.adapters.local.identity_store import save_identity
+    from dvc_secure.adapters.local.repo_keyring import load_keyring, save_keyring
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+    from dvc_secure.cli.main import _now
+    from dvc_secure.core.keys.identity import Identity
+    from dvc_secure.core.keys.keyring import Member
 
     dvc_dir = repo.root / ".dvc"
     admin = LazyRepoKeys(str(dvc_dir), env=repo.env).get()
@@ -137,7 +137,7 @@ def _add_reader(repo: SecureRepo, reader_file: Path) -> None:
                                added=_now()))
     for epoch in ring.epochs:
         secret = admin.keyset.data_keys[epoch.number] + admin.keyset.name_secret
-        epoch.stanzas.append(ring._wrap(reader.recipient, epoch.number, secret))
+        epoch.stanzas.append(ring.wrap_to(reader.recipient, epoch.number, secret))
     assert admin.identity.signing is not None
     ring.sign(admin.identity.signing)
     save_keyring(dvc_dir, ring)
@@ -218,9 +218,9 @@ def test_validly_encrypted_replacement_without_writer_key_is_untrusted(
         pushed_repo: SecureRepo) -> None:
     """Someone who can decrypt (holds the data key) and write to the storage, but holds no
     writer signing key, replaces model.bin with other content, encrypted correctly."""
-    from dvc_secure.format.object_format import EncryptingReader
-    from dvc_secure.format.primitives import SigningKeyPair
-    from dvc_secure.secure_store import LazyRepoKeys
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+    from dvc_secure.core.format.object_format import EncryptingReader
+    from dvc_secure.core.format.primitives import SigningKeyPair
 
     repo = pushed_repo
     victim = object_ids(repo)["model.bin"]
@@ -245,9 +245,9 @@ def test_validly_encrypted_replacement_without_writer_key_is_untrusted(
 
 _STALLING_PUSH = """
 import os, sys, time
-from dvc_secure.dvc_adapter import secure_fs
+from dvc_secure.adapters.dvc import secure_fsspec
 
-original = secure_fs._ProgressSource.read
+original = secure_fsspec._ProgressSource.read
 marker = sys.argv[1]
 
 def read(self, n=-1):
@@ -258,7 +258,7 @@ def read(self, n=-1):
         time.sleep(600)
     return data
 
-secure_fs._ProgressSource.read = read
+secure_fsspec._ProgressSource.read = read
 from dvc.cli import main
 sys.exit(main(["push"]))
 """
@@ -325,8 +325,8 @@ def test_source_failing_mid_stream_leaves_no_object_on_a_non_atomic_store(
     the secure layer must remove the partial object, or a later push would skip it."""
     from dvc_objects.fs.memory import MemoryFileSystem
 
-    from dvc_secure.dvc_adapter.secure_fs import SecureFsspec
-    from dvc_secure.secure_store import LazyRepoKeys
+    from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
 
     repo = pushed_repo
     inner = MemoryFileSystem(global_store=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.sidecar.model import Sidecar
+from dvc_secure.core.sidecar.model import Sidecar
 from tests.conftest import DVC_SECURE, SecureRepo, run
 
 BIN = str(Path(sys.executable).parent)
@@ -269,7 +269,7 @@ def test_pre_commit_seals_from_push_journal_without_importing_dvc(hooked: Secure
     heavy = {m for m in _imported(proc.stderr)
              if m.split(".")[0] in ("dvc", "dvc_objects", "dvc_data", "fsspec")}
     assert heavy == set(), sorted(heavy)[:5]
-    assert {"dvc_secure.hook_checks", "dvc_secure.sealing"} <= _imported(proc.stderr)
+    assert {"dvc_secure.services.hook_checks", "dvc_secure.services.sealing"} <= _imported(proc.stderr)
     hooked.git("commit", "-q", "-m", "v2")
     assert "table.csv.dvc.seal" in _committed(hooked)
     assert hooked.secure("verify").returncode == 0
@@ -280,7 +280,7 @@ def test_pre_commit_seals_from_push_journal_without_importing_dvc(hooked: Secure
 
 
 def _hook_imports(repo: SecureRepo) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    proc = run([sys.executable, "-X", "importtime", "-m", "dvc_secure.cli_hooks", "pre-commit"],
+    proc = run([sys.executable, "-X", "importtime", "-m", "dvc_secure.cli.hooks", "pre-commit"],
                repo.root, repo.env, check=False)
     return proc, _imported(proc.stderr)
 

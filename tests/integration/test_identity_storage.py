@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.identity_store import ENV_IDENTITY_FILE, ENV_PASSPHRASE, ENV_PASSPHRASE_FILE
+from dvc_secure.adapters.local.identity_store import (
+    ENV_IDENTITY_FILE,
+    ENV_PASSPHRASE,
+    ENV_PASSPHRASE_FILE,
+)
 from tests.conftest import DVC, DVC_SECURE, SecureRepo, run
 from tests.integration.secure_helpers import check_failed
 

@@ -41,7 +41,8 @@ def test_dvc_repo_api_push_pull_in_this_process(dataset_repo: SecureRepo,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from dvc.repo import Repo
 
-    from dvc_secure.dvc_adapter.registration import is_registered, register
+    from dvc_secure.adapters.dvc.registration import is_registered
+    from dvc_secure.plugin import register
 
     repo = dataset_repo
     for key in ("HOME", "XDG_CONFIG_HOME", "DVC_SITE_CACHE_DIR", "DVC_NO_ANALYTICS",
@@ -120,7 +121,7 @@ def test_import_hook_patches_dvc_when_dvc_is_imported(tmp_path: Path,
                                                       isolated_env: dict[str, str]) -> None:
     code = (
         "import dvc.fs\n"
-        "from dvc_secure.dvc_adapter.registration import is_registered\n"
+        "from dvc_secure.adapters.dvc.registration import is_registered\n"
         "import dvc.config_schema as cs\n"
         "assert is_registered()\n"
         "cs.SCHEMA['remote'][str]({'url': 'secure://storage'})\n"
@@ -165,7 +166,7 @@ def _fresh_config_schema(**overrides: Any) -> types.ModuleType:
     """A copy of dvc.config_schema's relevant parts with a pristine ByUrl closure."""
     import dvc.config_schema as cs
 
-    from dvc_secure.plugin_manifest import load_manifest
+    from dvc_secure.adapters.local.plugin_manifest import load_manifest
 
     scheme = load_manifest().scheme
     remote_schemas = {k: v for k, v in cs.REMOTE_SCHEMAS.items() if k != scheme}
@@ -187,7 +188,7 @@ def _raises_registration_error(fn: Any, *args: Any, match: str) -> None:
 
 
 def test_fs_registry_patch_refuses_unexpected_shapes() -> None:
-    from dvc_secure.dvc_adapter.registration import patch_fs_registry
+    from dvc_secure.adapters.dvc.registration import patch_fs_registry
 
     s3 = {"class": "dvc_s3.S3FileSystem", "err": "s3 needs dvc-s3"}
     for table in ([("s3", s3)], {"gs": s3}, {"s3": "dvc_s3.S3FileSystem"}, None):
@@ -200,7 +201,7 @@ def test_fs_registry_patch_refuses_unexpected_shapes() -> None:
 
 @needs_remote_schemas
 def test_config_schema_patch_refuses_unexpected_shapes() -> None:
-    from dvc_secure.dvc_adapter.registration import patch_config_schema
+    from dvc_secure.adapters.dvc.registration import patch_config_schema
 
     def no_closure(data: Any) -> Any:
         return data
@@ -217,7 +218,7 @@ def test_config_schema_patch_refuses_unexpected_shapes() -> None:
 
 
 def test_fs_module_patch_refuses_unexpected_shapes() -> None:
-    from dvc_secure.dvc_adapter.registration import patch_fs_module
+    from dvc_secure.adapters.dvc.registration import patch_fs_module
 
     def resolve_v2(config: Any, remote_conf: Any, strict: bool = True) -> Any:
         return remote_conf
@@ -245,8 +246,8 @@ def test_fs_module_patch_refuses_unexpected_shapes() -> None:
 def test_dvc_version_outside_supported_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     import dvc
 
-    from dvc_secure.dvc_adapter.registration import check_dvc_version
-    from dvc_secure.plugin_manifest import load_manifest
+    from dvc_secure.adapters.dvc.registration import check_dvc_version
+    from dvc_secure.adapters.local.plugin_manifest import load_manifest
 
     for version in ("2.58.2", "4.0.0", "10.1"):
         monkeypatch.setattr(dvc, "__version__", version)
@@ -263,7 +264,7 @@ def test_dvc_version_outside_supported_range_is_refused(monkeypatch: pytest.Monk
 
 @needs_remote_schemas
 def test_patches_on_fresh_modules_are_idempotent() -> None:
-    from dvc_secure.dvc_adapter.registration import (
+    from dvc_secure.adapters.dvc.registration import (
         _RefuseNamelessSecure,
         patch_config_schema,
         patch_fs_module,
@@ -306,7 +307,7 @@ def test_register_is_idempotent_on_the_real_dvc() -> None:
     import dvc.fs
     import dvc_objects.fs
 
-    from dvc_secure.dvc_adapter.registration import (
+    from dvc_secure.adapters.dvc.registration import (
         _RefuseNamelessSecure,
         is_registered,
         register,

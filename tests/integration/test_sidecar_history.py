@@ -256,8 +256,8 @@ def test_remote_objects_swapped_detected(make_secure_repo) -> None:  # type: ign
 def test_deep_verify_passes_and_catches_writer_substituted_content(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
     import io
 
-    from dvc_secure.format.object_format import EncryptingReader
-    from dvc_secure.secure_store import LazyRepoKeys
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+    from dvc_secure.core.format.object_format import EncryptingReader
 
     repo = make_secure_repo()
     _commit_dataset(repo, "v1", "v1")
@@ -273,7 +273,7 @@ def test_deep_verify_passes_and_catches_writer_substituted_content(make_secure_r
         keys = LazyRepoKeys(str(repo.root / ".dvc")).get()
     finally:
         del os.environ["DVC_SECURE_IDENTITY_FILE"]
-    from dvc_secure.format.names import hide_name
+    from dvc_secure.core.format.names import hide_name
 
     target = repo.storage / hide_name(keys.name_key, rel)
     assert target.is_file()
@@ -323,8 +323,8 @@ def test_damaged_verify_cache_is_ignored(make_secure_repo) -> None:  # type: ign
 
 
 def test_policy_changed_without_admin_signatures_detected(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from dvc_secure.keys.identity import Identity
-    from dvc_secure.keys.keyring import Keyring, Member
+    from dvc_secure.core.keys.identity import Identity
+    from dvc_secure.core.keys.keyring import Keyring, Member
 
     repo = make_secure_repo()
     _commit_dataset(repo, "v1", "v1")
@@ -349,8 +349,8 @@ def test_remote_manifest_tampered_detected(make_secure_repo) -> None:  # type: i
     import os
     import shutil
 
-    from dvc_secure.format.names import hide_name
-    from dvc_secure.secure_store import LazyRepoKeys
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+    from dvc_secure.core.format.names import hide_name
 
     repo = make_secure_repo()
     _commit_dataset(repo, "v1", "v1")
@@ -403,8 +403,8 @@ def test_rewritten_history_with_foreign_root_policy_detected(make_secure_repo) -
 
 
 def test_incremental_verify_checks_policy_change_against_cached_parent(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
-    from dvc_secure.keys.identity import Identity
-    from dvc_secure.keys.keyring import Keyring, Member
+    from dvc_secure.core.keys.identity import Identity
+    from dvc_secure.core.keys.keyring import Keyring, Member
 
     repo = make_secure_repo()
     _commit_dataset(repo, "v1", "v1")

@@ -6,9 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dvc_secure.audit.activity import dvc_command, remote_option
-from dvc_secure.errors import NoKeyForEpochError
-from dvc_secure.format.audit_box import (
+from dvc_secure.core.format.audit_box import (
     HEADER_LEN,
     AuditBoxError,
     audit_key,
@@ -16,6 +14,8 @@ from dvc_secure.format.audit_box import (
     open_event,
     seal_event,
 )
+from dvc_secure.errors import NoKeyForEpochError
+from dvc_secure.services.audit_activity import dvc_command, remote_option
 
 KEY = bytes(range(32))
 NAME = "dvc-secure/audit/v1/" + "a" * 32 + "/0000000001.evt"

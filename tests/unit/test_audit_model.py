@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dvc_secure.audit.model import (
+from dvc_secure.core.audit.model import (
     AuditEvent,
     Entry,
     Signer,
@@ -18,9 +18,9 @@ from dvc_secure.audit.model import (
     storage_name,
     verify_log,
 )
+from dvc_secure.core.format.primitives import SigningKeyPair
+from dvc_secure.core.keys.identity import encode_signing_key
 from dvc_secure.errors import AuditLogError
-from dvc_secure.format.primitives import SigningKeyPair
-from dvc_secure.keys.identity import encode_signing_key
 
 KEYS = {n: SigningKeyPair.from_private(bytes([i + 1]) * 32)
         for i, n in enumerate(("alice", "bob", "carol", "mallory"))}

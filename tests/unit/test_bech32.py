@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dvc_secure.keys import bech32
+from dvc_secure.core.keys import bech32
 
 CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 HRPS = ["age", "age-secret-key-", "dvcsign", "dvc-secure-signing-key-", "a"]

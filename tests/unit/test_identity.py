@@ -8,10 +8,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dvc_secure.errors import IdentityError
-from dvc_secure.format.primitives import SigningKeyPair, X25519KeyPair
-from dvc_secure.keys import bech32
-from dvc_secure.keys.identity import (
+from dvc_secure.core.format.primitives import SigningKeyPair, X25519KeyPair
+from dvc_secure.core.keys import bech32
+from dvc_secure.core.keys.identity import (
     Identity,
     decode_recipient,
     decode_signing_key,
@@ -19,6 +18,7 @@ from dvc_secure.keys.identity import (
     encode_signing_key,
     key_fingerprint,
 )
+from dvc_secure.errors import IdentityError
 
 CHARSET = "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.errors import IdentityError, PassphraseError
-from dvc_secure.format.passphrase import ScryptParams
-from dvc_secure.identity_store import (
+from dvc_secure.adapters.local.identity_store import (
     ENV_IDENTITY,
     ENV_IDENTITY_FILE,
     ENV_PASSPHRASE,
@@ -31,7 +29,9 @@ from dvc_secure.identity_store import (
     save_to_os_keyring,
     write_secret_file,
 )
-from dvc_secure.keys.identity import Identity
+from dvc_secure.core.format.passphrase import ScryptParams
+from dvc_secure.core.keys.identity import Identity
+from dvc_secure.errors import IdentityError, PassphraseError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
@@ -273,8 +273,8 @@ def test_plain_identity_loads_without_importing_scrypt_or_keyring(
     path = tmp_path / "identity.txt"
     save_identity(ident, path, "now")
     code = (
-        "import sys; from dvc_secure.identity_store import load_identity; load_identity(); "
-        "bad = [m for m in ('dvc_secure.format.passphrase', 'keyring') if m in sys.modules]; "
+        "import sys; from dvc_secure.adapters.local.identity_store import load_identity; load_identity(); "
+        "bad = [m for m in ('dvc_secure.core.format.passphrase', 'keyring') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     env = {**os.environ, ENV_IDENTITY_FILE: str(path)}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.git_adapter.verify_cache import CheckCache, VerifyCache, check_key
-from dvc_secure.sidecar.model import Sidecar
-from dvc_secure.verification import engine as E
+from dvc_secure.adapters.git.verify_cache import CheckCache, VerifyCache, check_key
+from dvc_secure.core.sidecar.model import Sidecar
+from dvc_secure.core.verification import engine as E
 from tests.unit.test_verification_engine import TRUST, seal
 
 

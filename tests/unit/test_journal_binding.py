@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.dvc_config_file import dvc_remotes
-from dvc_secure.push_journal import PushJournal
-from dvc_secure.sidecar.remote_index import StoredObject
+from dvc_secure.adapters.dvc.config_file import dvc_remotes
+from dvc_secure.adapters.local.push_journal import PushJournal
+from dvc_secure.core.sidecar.remote_index import StoredObject
 
 
 @pytest.fixture

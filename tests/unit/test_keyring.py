@@ -13,11 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dvc_secure.core.format.primitives import (
+    AeadFailure,
+    SigningKeyPair,
+    X25519KeyPair,
+    x25519_unwrap,
+)
+from dvc_secure.core.keys import policy_changes as changes
+from dvc_secure.core.keys.identity import Identity
+from dvc_secure.core.keys.keyring import Epoch, Keyring, KeySet, Member
 from dvc_secure.errors import AccessDeniedError, KeyringError, NoKeyForEpochError
-from dvc_secure.format.primitives import AeadFailure, SigningKeyPair, X25519KeyPair, x25519_unwrap
-from dvc_secure.keys import keyring as kr
-from dvc_secure.keys.identity import Identity
-from dvc_secure.keys.keyring import Epoch, Keyring, KeySet, Member
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -52,9 +57,9 @@ def two_epoch_ring() -> tuple[Keyring, bytes, bytes]:
         Member("bob", BOB.recipient, "writer", BOB.signing_key, NOW),
         Member("carol", CAROL.recipient, "reader", None, NOW),
     ]
-    ring.epochs[0].stanzas += [ring._wrap(BOB.recipient, 1, s1), ring._wrap(CAROL.recipient, 1, s1)]
+    ring.epochs[0].stanzas += [ring.wrap_to(BOB.recipient, 1, s1), ring.wrap_to(CAROL.recipient, 1, s1)]
     ring.epochs.append(
-        Epoch(2, NOW, [ring._wrap(ALICE.recipient, 2, s2), ring._wrap(BOB.recipient, 2, s2)])
+        Epoch(2, NOW, [ring.wrap_to(ALICE.recipient, 2, s2), ring.wrap_to(BOB.recipient, 2, s2)])
     )
     ring.current_epoch = 2
     return sign(ring), s1, s2
@@ -294,7 +299,7 @@ def applied(prev: Keyring, nxt: Keyring, *who: Identity) -> Keyring:
 
 def test_grant_writer_is_a_signed_successor_with_every_epoch() -> None:
     ring, keys = admin_ring()
-    nxt = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+    nxt = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
                                  signing_key=BOB.signing_key, expires=None, now=NOW))
     assert nxt.policy_version == 2 and nxt.previous == ring.digest
     assert nxt.unwrap(BOB).data_keys == keys.data_keys
@@ -303,10 +308,10 @@ def test_grant_writer_is_a_signed_successor_with_every_epoch() -> None:
 
 def test_grant_current_only_withholds_older_epochs() -> None:
     ring, keys = admin_ring()
-    two, _ = kr.rotate(ring, keys, now=NOW, today=DAY)
+    two, _ = changes.rotate(ring, keys, now=NOW, today=DAY)
     two = applied(ring, two)
     keys2 = two.unwrap(ALICE)
-    three = applied(two, kr.grant(two, keys2, name="carol", recipient=CAROL.recipient,
+    three = applied(two, changes.grant(two, keys2, name="carol", recipient=CAROL.recipient,
                                   role="reader", signing_key=None, expires=None, now=NOW,
                                   history=False))
     carol = three.unwrap(CAROL)
@@ -317,28 +322,28 @@ def test_grant_current_only_withholds_older_epochs() -> None:
 
 def test_reader_signing_key_is_never_a_sealer_key() -> None:
     ring, keys = admin_ring()
-    nxt = applied(ring, kr.grant(ring, keys, name="mallory", recipient=MALLORY.recipient,
+    nxt = applied(ring, changes.grant(ring, keys, name="mallory", recipient=MALLORY.recipient,
                                  role="reader", signing_key=MALLORY.signing_key, expires=None,
                                  now=NOW))
     assert MALLORY.signing is not None
     assert MALLORY.signing.public not in nxt.writer_keys()
     assert not nxt.trusts_object_signer(MALLORY.signing.public, 1)
     with pytest.raises(AccessDeniedError, match="role: reader"):
-        kr.check_may_seal(nxt.member_for(MALLORY), DAY)
+        changes.check_may_seal(nxt.member_for(MALLORY), DAY)
 
 
 def test_writer_and_admin_grants_need_a_signing_key() -> None:
     ring, keys = admin_ring()
     with pytest.raises(KeyringError, match="signing key"):
-        kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+        changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
                  signing_key=None, expires=None, now=NOW)
 
 
 def test_revoke_starts_an_epoch_the_revoked_member_cannot_open() -> None:
     ring, keys = admin_ring()
-    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+    ring = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
                                   signing_key=BOB.signing_key, expires=None, now=NOW))
-    after = applied(ring, kr.revoke(ring, keys, member="bob", now=NOW))
+    after = applied(ring, changes.revoke(ring, keys, member="bob", now=NOW))
     assert after.current_epoch == 2 and after.member_for(BOB) is None
     alice = after.unwrap(ALICE)
     assert alice.name_secret == keys.name_secret  # hidden names do not change
@@ -352,9 +357,9 @@ def test_revoke_starts_an_epoch_the_revoked_member_cannot_open() -> None:
 
 def test_revoked_writer_stays_trusted_only_for_epochs_it_could_write() -> None:
     ring, keys = admin_ring()
-    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+    ring = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
                                   signing_key=BOB.signing_key, expires=None, now=NOW))
-    after = applied(ring, kr.revoke(ring, keys, member="bob", now=NOW))
+    after = applied(ring, changes.revoke(ring, keys, member="bob", now=NOW))
     assert BOB.signing is not None
     assert after.trusts_object_signer(BOB.signing.public, 1)
     assert not after.trusts_object_signer(BOB.signing.public, 2)
@@ -364,9 +369,9 @@ def test_revoked_writer_stays_trusted_only_for_epochs_it_could_write() -> None:
 
 def test_demoting_a_writer_rotates_and_retires_its_signing_key() -> None:
     ring, keys = admin_ring()
-    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+    ring = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
                                   signing_key=BOB.signing_key, expires=None, now=NOW))
-    demoted = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient,
+    demoted = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient,
                                      role="reader", signing_key=None, expires=None, now=NOW))
     assert demoted.current_epoch == 2 and demoted.member_for(BOB).role == "reader"  # type: ignore[union-attr]
     assert BOB.signing is not None
@@ -377,11 +382,11 @@ def test_demoting_a_writer_rotates_and_retires_its_signing_key() -> None:
 
 def test_rotate_drops_expired_members_only() -> None:
     ring, keys = admin_ring()
-    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+    ring = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
                                   signing_key=BOB.signing_key, expires="2026-05-31", now=NOW))
-    ring = applied(ring, kr.grant(ring, keys, name="carol", recipient=CAROL.recipient,
+    ring = applied(ring, changes.grant(ring, keys, name="carol", recipient=CAROL.recipient,
                                   role="reader", signing_key=None, expires="2026-06-01", now=NOW))
-    nxt, dropped = kr.rotate(ring, keys, now=NOW, today=DAY)
+    nxt, dropped = changes.rotate(ring, keys, now=NOW, today=DAY)
     nxt = applied(ring, nxt)
     assert dropped == ["bob"]
     assert sorted(nxt.unwrap(CAROL).data_keys) == [1, 2]
@@ -391,36 +396,36 @@ def test_rotate_drops_expired_members_only() -> None:
 
 def test_expired_writer_cannot_seal_but_unexpired_can() -> None:
     ring, keys = admin_ring()
-    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
+    ring = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="writer",
                                   signing_key=BOB.signing_key, expires="2026-05-31", now=NOW))
     bob = ring.member_for(BOB)
-    assert kr.check_may_seal(bob, datetime.date(2026, 5, 31)) is bob  # last valid day
+    assert changes.check_may_seal(bob, datetime.date(2026, 5, 31)) is bob  # last valid day
     with pytest.raises(AccessDeniedError, match="expired on 2026-05-31"):
-        kr.check_may_seal(bob, DAY)
+        changes.check_may_seal(bob, DAY)
 
 
 def test_threshold_change_and_limits() -> None:
     ring, keys = admin_ring()
-    ring = applied(ring, kr.grant(ring, keys, name="bob", recipient=BOB.recipient, role="admin",
+    ring = applied(ring, changes.grant(ring, keys, name="bob", recipient=BOB.recipient, role="admin",
                                   signing_key=BOB.signing_key, expires=None, now=NOW))
-    two = kr.set_threshold(ring, 2)
+    two = changes.set_threshold(ring, 2)
     sign(two, ALICE)
     assert ring.transition_problems(two) == []  # the previous policy needed one admin
     with pytest.raises(KeyringError, match="not signed"):
         Keyring.from_json(two.to_json()).verify_signatures()  # but it needs two itself
     two = applied(ring, two, ALICE, BOB)
     with pytest.raises(KeyringError, match="threshold"):
-        kr.set_threshold(two, 3)
+        changes.set_threshold(two, 3)
     with pytest.raises(KeyringError, match="threshold"):
-        kr.revoke(two, keys, member="bob", now=NOW)  # would leave 1 admin for threshold 2
-    one_sig = sign(kr.set_threshold(two, 1), ALICE)
+        changes.revoke(two, keys, member="bob", now=NOW)  # would leave 1 admin for threshold 2
+    one_sig = sign(changes.set_threshold(two, 1), ALICE)
     assert any("requires 2" in p for p in two.transition_problems(one_sig))
 
 
 def test_forged_grant_is_rejected() -> None:
     """A self-signed keyring adding an admin is self-consistent but not a valid successor."""
     ring, keys = admin_ring()
-    forged = kr.grant(ring, keys, name="mallory", recipient=MALLORY.recipient, role="admin",
+    forged = changes.grant(ring, keys, name="mallory", recipient=MALLORY.recipient, role="admin",
                       signing_key=MALLORY.signing_key, expires=None, now=NOW)
     sign(forged, MALLORY)
     assert Keyring.from_json(forged.to_json()).verify_signatures()  # passes on its own
@@ -447,13 +452,13 @@ def test_any_sequence_of_changes_is_a_valid_chain(ops: list[str]) -> None:
         present = name and ring.member_for(who[name]) is not None
         if action == "grant" and not present:
             ident = who[name]
-            nxt = kr.grant(ring, keys, name=name, recipient=ident.recipient,
+            nxt = changes.grant(ring, keys, name=name, recipient=ident.recipient,
                            role="writer" if ident.signing else "reader",
                            signing_key=ident.signing_key, expires=None, now=NOW)
         elif action == "revoke" and present:
-            nxt = kr.revoke(ring, keys, member=name, now=NOW)
+            nxt = changes.revoke(ring, keys, member=name, now=NOW)
         elif action == "rotate":
-            nxt, _ = kr.rotate(ring, keys, now=NOW, today=DAY)
+            nxt, _ = changes.rotate(ring, keys, now=NOW, today=DAY)
         else:
             continue
         ring = applied(ring, nxt)

@@ -8,7 +8,7 @@ import random
 import pytest
 import yaml
 
-from dvc_secure.sidecar.metafile import _load_plain, parse_outputs
+from dvc_secure.core.sidecar.metafile import _load_plain, parse_outputs
 
 DVC_ADD = b"""outs:
 - md5: 2dbb3d974eb0226f713ae47f891f04f0

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dvc_secure.format.names import derive_name_key, hide_name, reveal_name
+from dvc_secure.core.format.names import derive_name_key, hide_name, reveal_name
 
 KEY = derive_name_key(hashlib.sha256(b"unit test name secret").digest())
 OTHER_KEY = derive_name_key(hashlib.sha256(b"another name secret").digest())

@@ -12,6 +12,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from dvc_secure.core.format import object_format as of
+from dvc_secure.core.format.primitives import SegmentCipher, SigningKeyPair
+from dvc_secure.core.keys.keyring import KeySet
 from dvc_secure.errors import (
     AuthenticationError,
     HeaderError,
@@ -24,9 +27,6 @@ from dvc_secure.errors import (
     UntrustedSignerError,
     WrongKeyError,
 )
-from dvc_secure.format import object_format as of
-from dvc_secure.format.primitives import SegmentCipher, SigningKeyPair
-from dvc_secure.keys.keyring import KeySet
 
 SEG_LOG2 = 16
 SEG = 1 << SEG_LOG2

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dvc_secure.adapters.local.identity_store import PROTECTED_BEGIN, text_kind
+from dvc_secure.core.format import passphrase as pp
+from dvc_secure.core.keys.identity import Identity
 from dvc_secure.errors import IdentityError, PassphraseError
-from dvc_secure.format import passphrase as pp
-from dvc_secure.identity_store import PROTECTED_BEGIN, text_kind
-from dvc_secure.keys.identity import Identity
 
 FAST = pp.ScryptParams(log2_n=10)
 PASSPHRASE = "correct horse battery staple"

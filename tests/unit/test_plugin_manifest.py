@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dvc_secure.git_adapter.hooks import CHECKED_HOOKS
-from dvc_secure.plugin_manifest import load_manifest
+from dvc_secure.adapters.git.hooks import CHECKED_HOOKS
+from dvc_secure.adapters.local.plugin_manifest import load_manifest
 
 
 def test_manifest_lists_exactly_the_hooks_install_writes() -> None:

@@ -1,4 +1,4 @@
-"""Re-encryption records (dvc_secure/reencryption_record.py): signing, merging, and the
+"""Re-encryption records (dvc_secure/core/records/reencryption.py): signing, merging, and the
 replacement rule ``verify --remote`` applies."""
 
 from __future__ import annotations
@@ -8,11 +8,9 @@ import threading
 
 import pytest
 
-from dvc_secure.errors import ReencryptionError
-from dvc_secure.format.primitives import SigningKeyPair
-from dvc_secure.keys.identity import key_fingerprint
-from dvc_secure.reencrypt import _Pipe
-from dvc_secure.reencryption_record import (
+from dvc_secure.core.format.primitives import SigningKeyPair
+from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.records.reencryption import (
     KeyringView,
     ReencryptedObject,
     ReencryptionRecord,
@@ -21,6 +19,8 @@ from dvc_secure.reencryption_record import (
     epoch_of_filename,
     record_relpath,
 )
+from dvc_secure.errors import ReencryptionError
+from dvc_secure.services.object_pipe import BoundedPipe
 
 WRITER = SigningKeyPair.from_private(bytes(range(32)))
 READER_KEY = SigningKeyPair.from_private(bytes(range(1, 33)))
@@ -102,7 +102,7 @@ def test_record_paths() -> None:
 
 
 def test_pipe_delivers_bytes_in_order_with_bounded_depth() -> None:
-    pipe = _Pipe()
+    pipe = BoundedPipe()
     data = bytes(range(256)) * 20000  # ~5 MiB through a 4-chunk pipe
 
     def produce() -> None:
@@ -118,7 +118,7 @@ def test_pipe_delivers_bytes_in_order_with_bounded_depth() -> None:
 
 def test_pipe_fails_the_consumer_when_the_old_object_fails_verification() -> None:
     """The upload side must fail, so a half-verified object is never completed."""
-    pipe = _Pipe()
+    pipe = BoundedPipe()
 
     def produce() -> None:
         pipe.write(b"x" * 10)
@@ -133,7 +133,7 @@ def test_pipe_fails_the_consumer_when_the_old_object_fails_verification() -> Non
 
 
 def test_pipe_producer_stops_when_the_upload_aborts() -> None:
-    pipe = _Pipe()
+    pipe = BoundedPipe()
     pipe.aborted.set()
     with pytest.raises(ReencryptionError):
         pipe.write(b"y" * (10 << 20))

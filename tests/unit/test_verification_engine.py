@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from dvc_secure.format.primitives import SigningKeyPair
-from dvc_secure.keys.identity import key_fingerprint
-from dvc_secure.sidecar.model import AccessMetadata, SealedOutput, Sidecar
-from dvc_secure.verification import engine as E
+from dvc_secure.core.format.primitives import SigningKeyPair
+from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.sidecar.model import AccessMetadata, SealedOutput, Sidecar
+from dvc_secure.core.verification import engine as E
 
 WRITER = SigningKeyPair.generate()
 READER = SigningKeyPair.generate()
@@ -217,8 +217,8 @@ def test_findings_name_dataset_revision_and_fix(n: int) -> None:
 
 # --- trust policy transitions, with real keyrings ------------------------------------------
 
-from dvc_secure.keys.identity import Identity  # noqa: E402
-from dvc_secure.keys.keyring import Keyring, Member  # noqa: E402
+from dvc_secure.core.keys.identity import Identity  # noqa: E402
+from dvc_secure.core.keys.keyring import Keyring, Member  # noqa: E402
 
 
 def _policy_snap(rev: str, parents: tuple[str, ...], ring: Keyring) -> E.Snapshot:
@@ -296,13 +296,14 @@ def test_expired_member_still_holding_the_current_key_is_reported() -> None:
 
 def test_forged_policy_signed_by_a_new_admin_is_unauthorized() -> None:
     """A keyring that adds its own signer as admin: the engine asks the previous policy."""
-    from dvc_secure.keys import keyring as kr
-    from dvc_secure.keys.identity import Identity
+    from dvc_secure.core.keys import keyring as kr
+    from dvc_secure.core.keys import policy_changes as changes
+    from dvc_secure.core.keys.identity import Identity
 
     alice, mallory = Identity.generate(), Identity.generate()
     assert mallory.signing is not None
     v1 = kr.Keyring.create(alice, "alice", "t")
-    forged = kr.grant(v1, v1.unwrap(alice), name="mallory", recipient=mallory.recipient,
+    forged = changes.grant(v1, v1.unwrap(alice), name="mallory", recipient=mallory.recipient,
                       role="admin", signing_key=mallory.signing_key, expires=None, now="t")
     forged.sign(mallory.signing)
     verifier = E.HistoryVerifier()

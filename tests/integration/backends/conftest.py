@@ -131,7 +131,7 @@ def configure_remote(root: Path, name: str, store: Store) -> None:
     the URL and options in .dvc/config (git), the credentials in .dvc/config.local."""
     from dvc.config import Config
 
-    from dvc_secure.dvc_adapter.registration import register
+    from dvc_secure.plugin import register
 
     register()  # the config may hold secure:// remotes, which DVC validates on load
     config = Config(dvc_dir=str(root / ".dvc"))
@@ -177,11 +177,11 @@ def add_secure_remote_inprocess(workspace: Any, dvc_repo: Any, store: Store,
                                 monkeypatch: pytest.MonkeyPatch, hide_names: bool,
                                 name: str = "upstream") -> None:
     """Keyring + identity + ``storage`` (the backend) + ``name`` = secure://storage (default)."""
-    from dvc_secure.dvc_adapter.registration import register
-    from dvc_secure.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
-    from dvc_secure.keys.identity import Identity
-    from dvc_secure.keys.keyring import Keyring
-    from dvc_secure.repo_keyring import save_keyring
+    from dvc_secure.adapters.local.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
+    from dvc_secure.adapters.local.repo_keyring import save_keyring
+    from dvc_secure.core.keys.identity import Identity
+    from dvc_secure.core.keys.keyring import Keyring
+    from dvc_secure.plugin import register
 
     register()
     identity = Identity.generate()

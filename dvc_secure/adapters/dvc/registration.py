@@ -1,0 +1,234 @@
+"""The ONLY module that patches DVC internals (DESIGN.md §3).
+
+Three patches, each checking the shape of what it changes and refusing loudly on a
+surprise (RegistrationError), each idempotent:
+
+1. ``dvc_objects.fs.known_implementations``: the ``secure`` scheme -> our filesystem.
+2. the ``ByUrl`` closure behind ``dvc.config_schema.SCHEMA["remote"][str]`` (and
+   ``REMOTE_SCHEMAS`` where it exists): a schema for ``secure://`` remotes, and a guard on
+   the local schema that refuses ``secure:`` URLs without a remote name, which DVC would
+   otherwise accept as plaintext local paths.
+3. ``dvc.fs._resolve_remote_refs``: ``secure://name/sub`` resolves the wrapped remote
+   ``name`` (like DVC's own ``remote://``) and hands its configuration to our filesystem.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import warnings
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+from dvc_secure.adapters.local.plugin_manifest import load_manifest, parse_version
+from dvc_secure.errors import ConfigurationError, RegistrationError
+
+logger = logging.getLogger("dvc_secure")
+
+_MARK = "_dvc_secure_patched"
+TARGET_MODULES = ("dvc_objects.fs", "dvc.config_schema", "dvc.fs")
+
+
+def _shape_error(what: str) -> RegistrationError:
+    import dvc
+
+    m = load_manifest()
+    return RegistrationError(
+        f"dvc-secure cannot register with DVC {getattr(dvc, '__version__', '?')}: {what}",
+        hint=f"install a DVC release between {'.'.join(map(str, m.min_dvc))} and "
+        f"{'.'.join(map(str, m.max_dvc))} (see .dvc-plugin.toml), or upgrade dvc-secure",
+    )
+
+
+# --- 1. filesystem registry --------------------------------------------------------------
+
+
+def patch_fs_registry(module: ModuleType) -> None:
+    m = load_manifest()
+    table = getattr(module, "known_implementations", None)
+    if not isinstance(table, dict) or not isinstance(table.get("s3"), dict) or "class" not in table["s3"]:
+        raise _shape_error("dvc_objects.fs.known_implementations is not the expected dict")
+    entry = {"class": m.filesystem, "err": "secure is supported, but requires 'dvc-secure'"}
+    current = table.get(m.scheme)
+    if current is not None and current.get("class") != m.filesystem:
+        raise _shape_error(f"another plugin already registered the '{m.scheme}' scheme")
+    table[m.scheme] = entry
+
+
+# --- 2. config schema ------------------------------------------------------------------------
+
+
+def _closure_schemas(validator: Callable[..., Any]) -> dict[str, Any]:
+    for cell in getattr(validator, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if isinstance(value, dict) and "" in value and "s3" in value:
+            return value
+    raise _shape_error("the remote URL validator (ByUrl) no longer keeps its schemas in a closure")
+
+
+def secure_schema(config_schema: ModuleType) -> dict[Any, Any]:
+    from voluptuous import Any as AnyOf
+    from voluptuous import Optional
+
+    m = load_manifest()
+    common = getattr(config_schema, "REMOTE_COMMON", None)
+    bool_type = getattr(config_schema, "Bool", None)
+    if not isinstance(common, dict) or bool_type is None:
+        raise _shape_error("dvc.config_schema has no REMOTE_COMMON / Bool")
+    types = {"bool": bool_type, "str": str, "int": int}
+    schema: dict[Any, Any] = dict(common)
+    for opt in m.options:
+        schema[Optional(opt.name, default=opt.default)] = types[opt.type]
+    # filled in by the resolver below, never by users
+    schema[Optional("secure_inner")] = dict
+    schema[Optional("secure_dvc_dir")] = AnyOf(str, None)
+    return schema
+
+
+class _RefuseNamelessSecure:
+    """Wraps DVC's local-path schema: ``secure:///x`` or ``secure:x`` must never be a path."""
+
+    def __init__(self, local: Any, scheme: str) -> None:
+        self.local = local
+        self.scheme = scheme
+        setattr(self, _MARK, True)
+
+    def _nameless(self, url: str) -> bool:
+        if urlparse(url).scheme == self.scheme:
+            return True
+        # DVC rewrites a relative local path before this schema sees it: ``secure:x`` is
+        # validated as ``/repo/.dvc/secure:x`` (load) or ``../secure:x`` (dvc remote add).
+        # So any path component starting with ``secure:`` is refused too.
+        prefix = f"{self.scheme}:"
+        return any(part.lower().startswith(prefix) for part in re.split(r"[\\/]", url))
+
+    def __call__(self, data: Any) -> Any:
+        from voluptuous import Invalid
+
+        url = data.get("url") if isinstance(data, dict) else None
+        if isinstance(url, str) and self._nameless(url):
+            raise Invalid(
+                f"'{url}' has no remote name: secure remotes are written "
+                f"{self.scheme}://<remote-name>[/sub/path]; refusing to treat it as a local path, "
+                "where DVC would store plaintext"
+            )
+        return self.local(data)
+
+
+def patch_config_schema(module: ModuleType) -> None:
+    from voluptuous import Schema
+
+    m = load_manifest()
+    try:
+        validator = module.SCHEMA["remote"][str]
+    except (AttributeError, KeyError, TypeError):
+        raise _shape_error("dvc.config_schema.SCHEMA['remote'][str] is missing") from None
+    schemas = _closure_schemas(validator)
+    schema = secure_schema(module)
+    if not getattr(schemas[""], _MARK, False):
+        schemas[""] = _RefuseNamelessSecure(schemas[""], m.scheme)
+    schemas[m.scheme] = Schema(schema)
+    remote_schemas = getattr(module, "REMOTE_SCHEMAS", None)
+    if remote_schemas is not None:  # DVC >= 3.64 also exposes the raw table
+        if not isinstance(remote_schemas, dict):
+            raise _shape_error("dvc.config_schema.REMOTE_SCHEMAS is not a dict")
+        remote_schemas[m.scheme] = schema
+
+
+# --- 3. remote reference resolution -------------------------------------------------------
+
+
+def patch_fs_module(module: ModuleType) -> None:
+    from dvc_secure.adapters.dvc.compat import DvcSecureDvcError
+    from dvc_secure.adapters.dvc.storage_names import parse_secure_url
+
+    m = load_manifest()
+    original = getattr(module, "_resolve_remote_refs", None)
+    if original is None or not callable(original):
+        raise _shape_error("dvc.fs._resolve_remote_refs is missing")
+    if getattr(original, _MARK, False):
+        return
+    if list(inspect.signature(original).parameters) != ["config", "remote_conf"]:
+        raise _shape_error("dvc.fs._resolve_remote_refs(config, remote_conf) changed signature")
+    get_fs_config = getattr(module, "get_fs_config", None)
+    if get_fs_config is None:
+        raise _shape_error("dvc.fs.get_fs_config is missing")
+
+    def _resolve_remote_refs(config: Any, remote_conf: Any) -> Any:
+        url = remote_conf.get("url") if isinstance(remote_conf, dict) else None
+        if not isinstance(url, str) or urlparse(url).scheme != m.scheme:
+            return original(config, remote_conf)
+        try:
+            name, _sub = parse_secure_url(url)
+            base = module.get_fs_config(config, name=name)
+            if urlparse(str(base.get("url", ""))).scheme == m.scheme:
+                raise ConfigurationError(
+                    f"secure remote '{url}' wraps '{name}', which is itself a secure remote",
+                    hint="point secure:// at a plain storage remote (local, s3, ssh, …)",
+                )
+        except ConfigurationError as exc:
+            raise DvcSecureDvcError(exc) from None
+        return {
+            **remote_conf,
+            "secure_inner": dict(base),
+            "secure_dvc_dir": getattr(config, "dvc_dir", None),
+        }
+
+    setattr(_resolve_remote_refs, _MARK, True)
+    _resolve_remote_refs.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(module, "_resolve_remote_refs", _resolve_remote_refs)  # noqa: B010 - module attribute patch
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+PATCHES: dict[str, Callable[[ModuleType], None]] = {
+    "dvc_objects.fs": patch_fs_registry,
+    "dvc.config_schema": patch_config_schema,
+    "dvc.fs": patch_fs_module,
+}
+
+
+def check_dvc_version() -> None:
+    import dvc
+
+    m = load_manifest()
+    version = parse_version(getattr(dvc, "__version__", "0"))
+    if not (m.min_dvc <= version and version[:1] < (m.below_major,)):
+        raise _shape_error(f"DVC {dvc.__version__} is outside the supported range")
+    if version[:3] > m.max_dvc:
+        warnings.warn(
+            f"dvc-secure was tested up to DVC {'.'.join(map(str, m.max_dvc))}; "
+            f"DVC {dvc.__version__} passed the registration shape checks",
+            stacklevel=2,
+        )
+
+
+def patch_module(name: str, module: ModuleType) -> None:
+    """Apply the patch for one freshly imported module (called by the import hook)."""
+    PATCHES[name](module)
+
+
+def register() -> None:
+    """Explicit, idempotent registration (for processes that imported DVC before the hook)."""
+    import importlib
+
+    check_dvc_version()
+    for name in TARGET_MODULES:
+        PATCHES[name](importlib.import_module(name))
+
+
+def is_registered() -> bool:
+    import dvc.fs
+    import dvc_objects.fs
+
+    m = load_manifest()
+    resolver = getattr(dvc.fs, "_resolve_remote_refs", None)
+    return m.scheme in dvc_objects.fs.known_implementations and bool(
+        getattr(resolver, _MARK, False)
+    )

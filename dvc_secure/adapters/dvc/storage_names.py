@@ -1,0 +1,58 @@
+"""Where objects live in the wrapped storage: secure:// URLs, shard paths, long hidden names.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from dvc_secure.adapters.local.plugin_manifest import load_manifest
+from dvc_secure.errors import UnsafeRemoteURLError
+
+SCHEME = load_manifest().scheme
+SHARD = re.compile(r"^(?P<ns>(?:.*/)?)(?P<xy>[0-9a-f]{2})(?:/(?P<rest>[^/]*))?$")
+
+
+PARTIAL_PREFIX = ".dvcsecure-partial-"
+
+
+OBJECT_PATH = re.compile(r"(?:^|/)([0-9a-f]{2})/([0-9a-f]{30,}(?:\.dir)?)$")
+
+
+# Hidden names of long paths (run cache entries: ~280 chars) exceed NAME_MAX (255) of POSIX
+# filesystems (local, SSH): split them into components (docs/spec/hidden-names.md §2); the
+# canonical split is removed again before reveal_name. DVC objects' names stay as they are.
+MAX_COMPONENT = 200
+
+
+def split_long(hidden: str) -> str:
+    shard, _, token = hidden.partition("/")
+    if len(token) <= MAX_COMPONENT:
+        return hidden
+    return "/".join([shard] + [token[i:i + MAX_COMPONENT]
+                               for i in range(0, len(token), MAX_COMPONENT)])
+
+
+def join_long(stored: str) -> str | None:
+    """Inverse of :func:`split_long`; None unless ``stored`` is exactly its canonical form."""
+    shard, _, token = stored.partition("/")
+    if "/" not in token:
+        return stored
+    joined = f"{shard}/{token.replace('/', '')}"
+    return joined if split_long(joined) == stored else None
+
+
+def parse_secure_url(url: str) -> tuple[str, str]:
+    """``secure://name/sub`` -> ("name", "sub"). Anything without a remote name is refused."""
+    parsed = urlparse(url)
+    if parsed.scheme != SCHEME or not parsed.netloc:
+        raise UnsafeRemoteURLError(
+            f"'{url}' is not a valid secure remote URL: it must name the wrapped DVC remote, "
+            f"as in {SCHEME}://<remote-name>[/sub/path]",
+            hint=f"without a remote name DVC would treat it as a plaintext local path; use "
+            f"'dvc remote add <name> {SCHEME}://<existing-remote>'",
+        )
+    sub = parsed.path.strip("/")
+    if any(part in ("..", ".") for part in sub.split("/") if part):
+        raise UnsafeRemoteURLError(f"'{url}': '.' and '..' are not allowed in the sub path")
+    return parsed.netloc, sub

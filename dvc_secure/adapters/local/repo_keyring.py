@@ -1,0 +1,330 @@
+"""The git-tracked keyring file of a DVC repository: locate, load, verify, save.
+
+Loading checks the workspace keyring against a clone-local *trust pin*
+(``<git-dir>/dvc-secure/trusted-keyring.json``, like a TUF client's trusted root): a
+keyring is used only if it is the pinned version, a validly signed successor of it (each
+step signed by the previous version's admins), or an older version on the pinned chain.
+The fast path (unchanged keyring) is a file read, a parse and a digest compare: no git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dvc_secure.core.keys.keyring import Keyring
+from dvc_secure.errors import KeyringError, PendingPolicyError, UntrustedPolicyError
+
+KEYRING_RELPATH = Path("secure") / "keyring.json"  # relative to the .dvc directory
+PENDING_RELPATH = Path("secure") / "keyring.pending.json"
+KEYRING_GIT_PATH = ".dvc/secure/keyring.json"
+PIN_FORMAT = "dvc-secure-trust-pin"
+PIN_VERSION = 1
+ENV_ROOT_POLICY = "DVC_SECURE_ROOT_POLICY"
+_RESTORE_HINT = ("restore the last keyring you trust: 'git log --oneline -- "
+                 ".dvc/secure/keyring.json', then 'git checkout <good commit> -- "
+                 ".dvc/secure/keyring.json'; policy changes must be signed by the previous admins "
+                 "('dvc-secure grant/revoke/approve')")
+
+
+def keyring_path(dvc_dir: str | os.PathLike[str]) -> Path:
+    return Path(dvc_dir) / KEYRING_RELPATH
+
+
+def pending_path(dvc_dir: str | os.PathLike[str]) -> Path:
+    return Path(dvc_dir) / PENDING_RELPATH
+
+
+@dataclass(frozen=True)
+class TrustedKeyrings:
+    """The workspace keyring and the newest version this clone trusts (the same object
+    unless an old revision is checked out). Encryption and sealing use ``newest``."""
+
+    workspace: Keyring
+    newest: Keyring
+
+
+def load_keyring(dvc_dir: str | os.PathLike[str],
+                 env: Mapping[str, str] | None = None) -> Keyring:
+    """The workspace keyring, once it is trusted (see module docstring)."""
+    return load_trusted_keyrings(dvc_dir, env).workspace
+
+
+def read_workspace_keyring(dvc_dir: str | os.PathLike[str]) -> Keyring:
+    """Parse and self-check the workspace keyring (no trust-pin check)."""
+    path = keyring_path(dvc_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyringError(
+            f"this repository has no dvc-secure keyring ({path})",
+            hint="run 'dvc-secure init' once in the repository (then commit .dvc/secure/)",
+        ) from None
+    return Keyring.from_json(text)
+
+
+def load_trusted_keyrings(dvc_dir: str | os.PathLike[str],
+                          env: Mapping[str, str] | None = None) -> TrustedKeyrings:
+    ring = read_workspace_keyring(dvc_dir)
+    git_dir = find_git_dir(Path(dvc_dir).resolve().parent)
+    if git_dir is None:
+        ring.verify_signatures()  # not a git repository: nothing to pin to
+        return TrustedKeyrings(ring, ring)
+    pin = _read_pin(git_dir)
+    if pin is not None and pin.get("digest") == ring.digest:
+        ring.verify_signatures()
+        return TrustedKeyrings(ring, ring)  # fast path: what this clone already trusts
+    env = os.environ if env is None else env
+    try:
+        ring.verify_signatures()
+    except KeyringError as exc:
+        raise UntrustedPolicyError(
+            f"keyring policy version {ring.policy_version} is not trusted: {exc.message}",
+            hint=_RESTORE_HINT) from None
+    if pin is None:
+        chain = _chain_from_root(ring, Path(dvc_dir).resolve().parent, env.get(ENV_ROOT_POLICY))
+        _write_pin(git_dir, ring, chain)
+        return TrustedKeyrings(ring, ring)
+    pinned = Keyring.from_json(str(pin["keyring"]))
+    trusted = set(_pin_chain(pin)) | {pinned.digest}
+    if ring.keyring_id != pinned.keyring_id:
+        raise UntrustedPolicyError(
+            "the workspace keyring is another keyring than the one this clone trusts "
+            f"(keyring_id {ring.keyring_id[:8]}… instead of {pinned.keyring_id[:8]}…)",
+            hint=_RESTORE_HINT)
+    if ring.policy_version <= pinned.policy_version:
+        if ring.digest in trusted:
+            return TrustedKeyrings(ring, pinned)  # an old revision: read with it, write newest
+        raise UntrustedPolicyError(
+            f"keyring policy version {ring.policy_version} is not the version "
+            f"{ring.policy_version} this clone trusted (digest {ring.digest[:16]}…): "
+            "it was forged or the history was rewritten",
+            hint=_RESTORE_HINT)
+    steps = _chain_between(pinned, ring, Path(dvc_dir).resolve().parent)
+    _write_pin(git_dir, ring, [*trusted, *(s.digest for s in steps)])
+    return TrustedKeyrings(ring, ring)
+
+
+def trusted_history_keyrings(dvc_dir: str | os.PathLike[str]) -> list[Keyring]:
+    """Earlier keyring versions from git history that lie on this clone's trusted chain
+    (never a version merely signed by admins it lists itself: that is what a forger does)."""
+    root = Path(dvc_dir).resolve().parent
+    git_dir = find_git_dir(root)
+    pin = _read_pin(git_dir) if git_dir is not None else None
+    if pin is None:
+        return []
+    trusted = set(_pin_chain(pin)) | {str(pin.get("digest"))}
+    return [k for d, k in _history_keyrings(root).items() if d in trusted]
+
+
+def _step_problems(prev: Keyring, nxt: Keyring) -> list[str]:
+    problems = prev.transition_problems(nxt)
+    if not problems:
+        try:
+            nxt.verify_signatures()
+        except KeyringError as exc:
+            problems.append(exc.message)
+    return problems
+
+
+def _history_keyrings(root: Path) -> dict[str, Keyring]:
+    """Every keyring version in the git history of this clone (all refs), by digest."""
+    import pygit2  # slow path only: the fast path must not pay for this import
+
+    try:
+        repo = pygit2.Repository(str(root))
+    except (pygit2.GitError, KeyError):
+        return {}
+    tips = []
+    for name in repo.references:
+        try:
+            tips.append(repo.references[name].peel(pygit2.Commit).id)
+        except (ValueError, pygit2.GitError, KeyError):
+            continue
+    found: dict[str, Keyring] = {}
+    seen_blobs: set[str] = set()
+    walker_seen: set[str] = set()
+    stack = list(tips)
+    while stack:
+        oid = stack.pop()
+        if str(oid) in walker_seen:
+            continue
+        walker_seen.add(str(oid))
+        commit = repo[oid]
+        if not isinstance(commit, pygit2.Commit):
+            continue
+        stack.extend(commit.parent_ids)
+        try:
+            entry = commit.tree[KEYRING_GIT_PATH]
+        except KeyError:
+            continue
+        if str(entry.id) in seen_blobs:
+            continue
+        seen_blobs.add(str(entry.id))
+        blob = repo[entry.id]
+        if not isinstance(blob, pygit2.Blob):
+            continue
+        try:
+            ring = Keyring.from_json(blob.data.decode("utf-8"))
+        except (KeyringError, UnicodeDecodeError):
+            continue
+        found[ring.digest] = ring
+    return found
+
+
+def _walk_back(ring: Keyring, stop: str | None, versions: Mapping[str, Keyring]) -> list[Keyring]:
+    """Follow ``previous`` links from ``ring`` down to digest ``stop`` (None: version 1);
+    returns the versions oldest first, each checked against its predecessor."""
+    chain = [ring]
+    cur = ring
+    while cur.previous is not None and cur.digest != stop:
+        prev = versions.get(cur.previous)
+        if prev is None:
+            raise UntrustedPolicyError(
+                f"keyring policy version {cur.policy_version} names a predecessor "
+                f"({cur.previous[:16]}…) that is in neither this clone's trust pin nor its "
+                "git history",
+                hint="git fetch (the intermediate policy versions may be missing); "
+                + _RESTORE_HINT)
+        problems = _step_problems(prev, cur)
+        if problems:
+            raise UntrustedPolicyError(
+                f"keyring policy version {cur.policy_version} is not a valid successor of "
+                f"version {prev.policy_version}: {'; '.join(problems)}",
+                hint=_RESTORE_HINT)
+        chain.append(prev)
+        cur = prev
+    if stop is not None and cur.digest != stop:
+        raise UntrustedPolicyError(
+            f"keyring policy version {ring.policy_version} does not descend from version "
+            "this clone trusts", hint=_RESTORE_HINT)
+    return list(reversed(chain))
+
+
+def _chain_between(pinned: Keyring, ring: Keyring, root: Path) -> list[Keyring]:
+    if ring.previous == pinned.digest:
+        versions: dict[str, Keyring] = {pinned.digest: pinned}  # one step: no git needed
+    else:
+        versions = {**_history_keyrings(root), pinned.digest: pinned}
+    return _walk_back(ring, pinned.digest, versions)
+
+
+def _chain_from_root(ring: Keyring, root: Path, root_policy: str | None) -> list[str]:
+    """First use in this clone: walk from policy version 1 in git history to ``ring``."""
+    versions = _history_keyrings(root) if ring.policy_version > 1 else {}
+    # a keyring that was never committed: trust on first use of the workspace file
+    never_committed = ring.policy_version > 1 and not versions
+    chain = [ring] if never_committed else _walk_back(ring, None, versions)
+    first = chain[0]
+    if root_policy and first.policy_version == 1 and first.digest != root_policy:
+        raise UntrustedPolicyError(
+            f"the first keyring policy ({first.digest[:16]}…) is not the pinned root "
+            f"{ENV_ROOT_POLICY}={root_policy[:16]}…",
+            hint="fetch the genuine history; change the pinned root only on purpose")
+    return [k.digest for k in chain]
+
+
+def find_git_dir(start: Path) -> Path | None:
+    """The git directory of the work tree containing ``start`` (``.git`` dir or file)."""
+    for folder in (start, *start.parents):
+        dotgit = folder / ".git"
+        if dotgit.is_dir():
+            return dotgit
+        if dotgit.is_file():
+            text = dotgit.read_text(encoding="utf-8", errors="replace").strip()
+            if text.startswith("gitdir:"):
+                target = Path(text[len("gitdir:"):].strip())
+                return target if target.is_absolute() else (folder / target).resolve()
+    return None
+
+
+def pin_path(git_dir: Path) -> Path:
+    return git_dir / "dvc-secure" / "trusted-keyring.json"
+
+
+def _read_pin(git_dir: Path) -> dict[str, object] | None:
+    try:
+        doc = json.loads(pin_path(git_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != PIN_FORMAT \
+            or doc.get("version") != PIN_VERSION or not isinstance(doc.get("keyring"), str):
+        return None
+    return doc
+
+
+def _write_pin(git_dir: Path, ring: Keyring, chain: Iterable[str]) -> None:
+    doc = {"format": PIN_FORMAT, "version": PIN_VERSION, "keyring_id": ring.keyring_id,
+           "policy_version": ring.policy_version, "digest": ring.digest,
+           "chain": sorted(set(chain) | {ring.digest}), "keyring": ring.to_json()}
+    # a read-only git dir: this load was checked; the next one checks again
+    with contextlib.suppress(OSError):
+        _atomic_write(pin_path(git_dir), json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def pin_trusted(dvc_dir: str | os.PathLike[str], prev: Keyring, ring: Keyring) -> None:
+    """Record ``ring`` (a checked successor of ``prev``) as this clone's trusted keyring."""
+    git_dir = find_git_dir(Path(dvc_dir).resolve().parent)
+    if git_dir is None:
+        return
+    pin = _read_pin(git_dir)
+    chain = _pin_chain(pin) if pin is not None else []
+    _write_pin(git_dir, ring, [*chain, prev.digest])
+
+
+def _pin_chain(pin: Mapping[str, object]) -> list[str]:
+    chain = pin.get("chain")
+    return [str(d) for d in chain] if isinstance(chain, list) else []
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_keyring(dvc_dir: str | os.PathLike[str], ring: Keyring) -> Path:
+    path = keyring_path(dvc_dir)
+    _atomic_write(path, ring.to_json())
+    return path
+
+
+def load_pending(dvc_dir: str | os.PathLike[str]) -> Keyring | None:
+    path = pending_path(dvc_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return Keyring.from_json(text)
+
+
+def save_pending(dvc_dir: str | os.PathLike[str], ring: Keyring) -> Path:
+    path = pending_path(dvc_dir)
+    _atomic_write(path, ring.to_json())
+    return path
+
+
+def discard_pending(dvc_dir: str | os.PathLike[str]) -> None:
+    pending_path(dvc_dir).unlink(missing_ok=True)
+
+
+def refuse_if_pending(dvc_dir: str | os.PathLike[str]) -> None:
+    """A new change must not fork a change that still awaits admin signatures."""
+    pending = load_pending(dvc_dir)
+    if pending is not None:
+        raise PendingPolicyError(
+            f"keyring policy version {pending.policy_version} awaits more admin signatures "
+            f"({pending_path(dvc_dir)})",
+            hint="another admin runs 'dvc-secure approve'; or discard it with "
+            "'dvc-secure approve --discard'")

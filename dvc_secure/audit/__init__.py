@@ -1,1 +1,0 @@
-"""Tamper-evident audit trail: signed, hash-chained, encrypted events on the secure remote."""

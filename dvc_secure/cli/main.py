@@ -1,0 +1,303 @@
+"""The ``dvc-secure`` command line: parse, call, print, exit code. Nothing else.
+
+Exit codes: 0 success, 1 a check failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dvc_secure import __version__
+from dvc_secure.errors import ConfigurationError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.local import identity_store as store
+    from dvc_secure.core.keys.identity import Identity
+
+    if args.keyring_user and args.store != "os-keyring":
+        raise ConfigurationError("--keyring-user only applies to --store os-keyring",
+                                 hint="add --store os-keyring, or drop --keyring-user")
+    path = Path(args.output) if args.output else store.default_output_path()
+    identity = Identity.generate()
+    # the passphrase comes from DVC_SECURE_PASSPHRASE[_FILE] or a TTY prompt, never argv
+    secret = store.read_passphrase(source="the new identity", confirm=True) if args.passphrase else None
+    protected = " (passphrase-protected)" if secret else ""
+    if args.store == "os-keyring":
+        user = args.keyring_user or store.default_keyring_user()
+        pointer = store.save_to_os_keyring(identity, path, _now(), user, args.force, secret)
+        print(f"identity stored in the {pointer.describe()}{protected}; "
+              f"pointer file (no secret) written to {path}", file=sys.stderr)
+    elif secret is not None:
+        store.save_protected_identity(identity, path, _now(), secret, force=args.force)
+        print(f"passphrase-protected identity written to {path} "
+              "(mode 0600; keep it secret, never commit it)", file=sys.stderr)
+    else:
+        store.save_identity(identity, path, _now(), force=args.force)
+        print(f"identity written to {path} (mode 0600; keep it secret, never commit it)", file=sys.stderr)
+    print(f"recipient: {identity.recipient}")
+    print(f"signing-key: {identity.signing_key}")
+    return EXIT_OK
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.local.identity_store import identity_source, load_identity
+
+    identity = load_identity()
+    print(f"identity: {identity_source()}")
+    print(f"recipient: {identity.recipient}")
+    print(f"signing-key: {identity.signing_key or '(none: this identity can decrypt, not sign)'}")
+    if identity.signing_key:
+        # one string to hand to an admin: 'dvc-secure grant CARD --role ROLE'
+        print(f"member-card: {identity.recipient}+{identity.signing_key}")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.dvc.repo_setup import add_secure_remote, find_repo
+    from dvc_secure.adapters.local.identity_store import load_identity
+    from dvc_secure.adapters.local.repo_keyring import keyring_path, load_keyring, save_keyring
+    from dvc_secure.core.keys.keyring import Keyring
+
+    repo = find_repo()
+    identity = load_identity()
+    path = keyring_path(repo.dvc_dir)
+    if path.exists():
+        ring = load_keyring(repo.dvc_dir)
+        if ring.member_for(identity) is None:
+            raise ConfigurationError(
+                f"{path} already exists and your identity is not a member of it",
+                hint="ask one of its admins for 'dvc-secure grant'",
+            )
+        print(f"keyring already initialised ({path.relative_to(repo.root)})", file=sys.stderr)
+    else:
+        name = args.member_name or _default_member_name()
+        ring = Keyring.create(identity, name, _now())
+        save_keyring(repo.dvc_dir, ring)
+        print(f"created keyring {path.relative_to(repo.root)} (epoch 1, admin: {name})",
+              file=sys.stderr)
+    if args.remote:
+        url = add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default)
+        default = "" if args.no_default else " (default)"
+        print(f"remote '{args.name}' = {url}{default}", file=sys.stderr)
+    print("next: git add .dvc/secure .dvc/config && git commit -m 'dvc-secure: init'",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _default_member_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name on this platform: a neutral default
+        return "admin"
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.dvc.repo_setup import find_repo
+    from dvc_secure.services.sealing import seal_metafiles, with_access
+
+    repo = find_repo()
+    access = with_access(args.classification, args.owner, args.purpose, args.delete_after,
+                         args.readers.split(",") if args.readers is not None else None)
+    results = seal_metafiles(repo.root, args.targets or None, access=access, offline=args.offline)
+    for r in results:
+        state = f"sealed version {r.version}" if r.changed else f"unchanged (version {r.version})"
+        print(f"{r.sidecar_path}: {state}")
+    if any(r.changed for r in results):
+        from dvc_secure.services.audit_recorder import record_event
+
+        record_event(repo.root, "seal", datasets=[r.metafile for r in results if r.changed],
+                     details={"versions": {r.metafile: r.version for r in results if r.changed}})
+        print("next: git add the .seal files with their metafiles", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.dvc.repo_setup import find_repo
+    from dvc_secure.cli.report_output import render_json, render_junit, render_text
+    from dvc_secure.services.history_check import verify_history
+
+    repo = find_repo()
+    report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions,
+                            remote=args.remote, deep=args.deep, jobs=args.jobs,
+                            use_cache=not args.no_cache,
+                            root_policy=args.root_policy)
+    if args.junit:
+        Path(args.junit).write_text(render_junit(report), encoding="utf-8")
+    print(render_json(report) if args.json else render_text(report))
+    from dvc_secure.services.audit_recorder import flush_quietly, record_event
+
+    record_event(repo.root, "verify", details={"ok": report.ok, "rev": args.rev or "HEAD",
+                                               "remote": bool(args.remote), "deep": bool(args.deep)},
+                 warn=False, interactive=False)  # verify needs no identity: never ask for one
+    if args.remote:  # it talks to the remote anyway: upload the event (CI clones are thrown away)
+        flush_quietly(repo.root)
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.dvc.repo_setup import find_repo
+    from dvc_secure.services.history_check import dataset_log
+
+    repo = find_repo()
+    entries = dataset_log(repo.root, args.target, rev=args.rev)
+    if not entries:
+        raise ConfigurationError(f"no sealed versions of '{args.target}' in the history of {args.rev}",
+                                 hint=f"seal it with: dvc-secure seal {args.target}")
+    print(f"{'version':>7}  {'sealed at':20}  {'commit':10}  {'size':>12}  {'files':>6}  "
+          f"{'sha256':16}  signer")
+    for e in reversed(entries):
+        sc = e.sidecar
+        size = sum(o.size for o in sc.outputs)
+        files = sum(o.nfiles for o in sc.outputs)
+        digest = sc.outputs[0].sha256[:16] if len(sc.outputs) == 1 else sc.digest[:16]
+        print(f"{sc.version:>7}  {sc.sealed_at:20}  {e.commit[:10]}  {size:>12}  {files:>6}  "
+              f"{digest:16}  {e.signer}")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.dvc.repo_setup import find_repo
+    from dvc_secure.services.restore import restore_version
+
+    repo = find_repo()
+    result = restore_version(repo.root, args.target, args.version)
+    print(f"{result.metafile}: content of version {result.restored_version} checked out, "
+          f"verified (SHA-256) and sealed as version {result.new_version}")
+    print(f"next: git add {result.metafile} {result.metafile}.seal && git commit", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_policy_id(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.dvc.repo_setup import find_repo
+    from dvc_secure.adapters.local.repo_keyring import keyring_path
+    from dvc_secure.core.keys.keyring import Keyring
+
+    repo = find_repo()
+    ring = Keyring.from_json(keyring_path(repo.dvc_dir).read_text(encoding="utf-8"))
+    ring.verify_signatures()
+    print(ring.policy_id)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dvc_secure.services.demo import run_demo
+
+    return run_demo(Path(args.dir) if args.dir else None, keep=args.keep, size_mib=args.size_mib)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dvc-secure",
+        description="Client-side encryption and verifiable versioning for DVC remotes.",
+    )
+    parser.add_argument("--version", action="version", version=f"dvc-secure {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("keygen", help="create your identity (encryption + signing keys)")
+    p.add_argument("--output", "-o", metavar="PATH",
+                   help="where to write it (default: $DVC_SECURE_IDENTITY_FILE, else $XDG_CONFIG_HOME/dvc-secure/identity.txt)")
+    p.add_argument("--force", action="store_true", help="replace an existing identity file")
+    p.add_argument("--passphrase", action="store_true",
+                   help="protect it with a passphrase (scrypt): asked twice on a terminal, or taken "
+                   "from $DVC_SECURE_PASSPHRASE_FILE / $DVC_SECURE_PASSPHRASE")
+    p.add_argument("--store", choices=("file", "os-keyring"), default="file",
+                   help="file (default): the identity file; os-keyring: the OS keyring (needs the "
+                   "'keyring' package), with a pointer file (no secret) at the usual path")
+    p.add_argument("--keyring-user", metavar="NAME",
+                   help="user name of the OS keyring entry (service 'dvc-secure'; default: your login)")
+    p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("whoami", help="print the current identity's public keys and where it is stored")
+    p.set_defaults(func=cmd_whoami)
+
+    p = sub.add_parser("init", help="create the repository keyring; optionally add the secure remote")
+    p.add_argument("--remote", metavar="NAME", help="existing DVC remote to wrap as secure://NAME")
+    p.add_argument("--name", default="vault", help="name of the secure remote (default: vault)")
+    p.add_argument("--no-default", action="store_true", help="do not make it the default remote")
+    p.add_argument("--member-name", metavar="NAME", help="your name in the keyring (default: login)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("seal", help="sign sidecars for datasets whose outputs changed")
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="metafiles or dataset paths (default: every metafile in the workspace)")
+    p.add_argument("--classification", choices=["public", "internal", "confidential", "restricted"])
+    p.add_argument("--owner", help="accountable owner of the dataset")
+    p.add_argument("--purpose", help="purpose of processing")
+    p.add_argument("--delete-after", metavar="YYYY-MM-DD", help="retention limit ('' clears it)")
+    p.add_argument("--readers", metavar="NAMES", help="comma-separated list of intended readers")
+    p.add_argument("--offline", action="store_true",
+                   help="do not pin the remote ciphertext (objects not pushed yet); "
+                   "'verify --remote' will report this version as not indexed")
+    p.set_defaults(func=cmd_seal)
+
+    p = sub.add_parser("verify", help="verify sealed dataset history (exit 0 verified, 1 findings)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--rev", metavar="REV|A..B", help="revision or range (default: HEAD)")
+    which.add_argument("--all-revisions", action="store_true", help="every branch and tag")
+    p.add_argument("--remote", action="store_true",
+                   help="also prove every sealed object is on its remote, byte for byte (no key needed)")
+    p.add_argument("--deep", action="store_true",
+                   help="also download, decrypt and re-hash everything (needs a reader identity)")
+    p.add_argument("--jobs", "-j", type=int, default=4, help="parallel remote reads (default 4)")
+    p.add_argument("--root-policy", metavar="SHA256",
+                   help="pin the first trust policy of the history (see 'dvc-secure policy-id')")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ignore the local cache of already verified history (walk it all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("log", help="sealed versions of a dataset")
+    p.add_argument("target", metavar="TARGET", help="dataset path or its metafile")
+    p.add_argument("--rev", default="HEAD", help="history to read (default: HEAD)")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("restore", help="return a dataset to an old version, as a new version")
+    p.add_argument("target", metavar="TARGET", help="dataset path or its .dvc file")
+    p.add_argument("--version", type=int, required=True, help="sealed version to return to")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("policy-id", help="digest of the current trust policy (to pin in CI)")
+    p.set_defaults(func=cmd_policy_id)
+
+    p = sub.add_parser("demo", help="self-contained demo: push, wipe, pull, inspect the ciphertext")
+    p.add_argument("--dir", metavar="PATH", help="work here instead of a temporary directory")
+    p.add_argument("--keep", action="store_true", help="keep the demo directory")
+    p.add_argument("--size-mib", type=int, default=8, help="size of the large demo file")
+    p.set_defaults(func=cmd_demo)
+
+    from dvc_secure.cli.hooks import add_parsers as add_hook_parsers
+
+    add_hook_parsers(sub)
+    from dvc_secure.cli.audit import add_parsers as add_audit_parsers
+
+    add_audit_parsers(sub)
+    from dvc_secure.cli.access import add_parsers as add_access_parsers
+
+    add_access_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from dvc_secure.cli.hooks import run_guarded
+
+    return run_guarded(lambda: int(args.func(args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

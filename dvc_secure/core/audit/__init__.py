@@ -1,0 +1,1 @@
+"""The audit trail's event model: signed, hash-chained events (pure)."""

@@ -1,0 +1,1 @@
+"""Signed records committed beside the keyring (re-encryption records, ...)."""

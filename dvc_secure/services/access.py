@@ -1,0 +1,251 @@
+"""Team access: grant, revoke, rotate, approve, threshold, members.
+
+Orchestration only (load the trusted keyring, check the caller is an admin, apply a pure
+operation from ``keys/keyring.py``, sign, save or park as pending). The CLI shell is
+``cli_access.py``; semantics are described in docs/access.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dvc_secure.adapters.local.identity_store import load_identity
+from dvc_secure.adapters.local.repo_keyring import (
+    discard_pending,
+    load_pending,
+    load_trusted_keyrings,
+    pending_path,
+    pin_trusted,
+    refuse_if_pending,
+    save_keyring,
+    save_pending,
+)
+from dvc_secure.core.keys import policy_changes as changes
+from dvc_secure.core.keys.identity import Identity
+from dvc_secure.core.keys.keyring import Keyring, KeySet
+from dvc_secure.errors import AccessDeniedError, KeyringError, PendingPolicyError, ReencryptionError
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+@dataclass
+class ChangeResult:
+    """What a policy change did: applied (``pending`` False) or parked for approval."""
+
+    policy_version: int
+    summary: list[str]
+    pending: bool = False
+    signatures: int = 0
+    needed: int = 0
+    path: Path | None = None
+    reencrypted: Any = None
+    dropped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Admin:
+    dvc_dir: Path
+    ring: Keyring
+    identity: Identity
+    keys: KeySet
+
+
+def _load_admin(dvc_dir: Path, env: Mapping[str, str] | None) -> _Admin:
+    rings = load_trusted_keyrings(dvc_dir, env)
+    if rings.workspace is not rings.newest:
+        raise KeyringError(
+            f"the checked-out keyring is policy version {rings.workspace.policy_version}, older "
+            f"than version {rings.newest.policy_version} this clone trusts",
+            hint="check out the branch tip ('git checkout main') before changing members")
+    ring = rings.workspace
+    identity = load_identity(env)
+    member = ring.member_for(identity)
+    if member is None or member.role != "admin":
+        role = member.role if member else "not a member"
+        raise AccessDeniedError(
+            f"only admins may change members, keys or the threshold (your role: {role})",
+            hint="ask one of the admins listed by 'dvc-secure members'")
+    if identity.signing is None or member.signing_key != identity.signing_key:
+        raise AccessDeniedError(
+            f"your identity's signing key is not the one the keyring lists for '{member.name}'",
+            hint="use the identity file you were granted with (DVC_SECURE_IDENTITY_FILE)")
+    return _Admin(Path(dvc_dir), ring, identity, ring.unwrap(identity))
+
+
+def _complete(prev: Keyring, nxt: Keyring) -> tuple[int, int, bool]:
+    """(signatures of previous admins, needed, whether ``nxt`` may take effect)."""
+    have = len(nxt.signed_by(prev.admin_keys()))
+    own = len(nxt.signed_by(nxt.admin_keys()))
+    return have, prev.threshold, have >= prev.threshold and own >= nxt.threshold
+
+
+def _apply(admin: _Admin, nxt: Keyring, summary: list[str]) -> ChangeResult:
+    assert admin.identity.signing is not None
+    nxt.sign(admin.identity.signing)
+    return _settle(admin.dvc_dir, admin.ring, nxt, summary)
+
+
+def _settle(dvc_dir: Path, prev: Keyring, nxt: Keyring, summary: list[str]) -> ChangeResult:
+    problems = [p for p in prev.transition_problems(nxt) if "signed by" not in p]
+    if problems:
+        raise PendingPolicyError(f"the change does not follow policy version "
+                                 f"{prev.policy_version}: {'; '.join(problems)}",
+                                 hint="discard it: 'dvc-secure approve --discard'")
+    have, needed, done = _complete(prev, nxt)
+    if not done:
+        path = save_pending(dvc_dir, nxt)
+        # AUDIT: a policy change was proposed (pending) — audit-event call goes here
+        return ChangeResult(nxt.policy_version, summary, pending=True, signatures=have,
+                            needed=max(needed, nxt.threshold), path=path)
+    path = save_keyring(dvc_dir, nxt)
+    pin_trusted(dvc_dir, prev, nxt)
+    discard_pending(dvc_dir)
+    # AUDIT: a policy change took effect (grant/revoke/rotate/threshold) — audit-event call here
+    return ChangeResult(nxt.policy_version, summary, signatures=have, needed=needed, path=path)
+
+
+def _reencrypt(dvc_dir: Path, result: ChangeResult,
+               progress: Callable[[int, int], None] | None) -> None:
+    if result.pending:
+        raise PendingPolicyError(
+            "--reencrypt needs the new epoch, which waits for more admin signatures",
+            hint="after 'dvc-secure approve' completes it, run 'dvc-secure rotate --reencrypt'")
+    try:
+        from dvc_secure.services.reencrypt import reencrypt_current_revisions
+    except ImportError as exc:
+        raise ReencryptionError(f"re-encryption is not available in this installation ({exc})",
+                                hint="the new epoch is saved; re-encrypt later with a release "
+                                "that has it") from None
+    result.reencrypted = reencrypt_current_revisions(dvc_dir.parent, progress=progress)
+
+
+def grant(dvc_dir: Path, *, recipient: str, role: str, name: str | None,
+          signing_key: str | None, expires: str | None, history: bool = True,
+          env: Mapping[str, str] | None = None) -> ChangeResult:
+    refuse_if_pending(dvc_dir)
+    admin = _load_admin(dvc_dir, env)
+    existing = next((m for m in admin.ring.members if m.recipient == recipient), None)
+    member_name = name or (existing.name if existing else f"member-{recipient[4:12]}")
+    nxt = changes.grant(admin.ring, admin.keys, name=member_name, recipient=recipient, role=role,
+                   signing_key=signing_key, expires=expires, now=_now(), history=history)
+    until = f" until {expires}" if expires else ""
+    if existing is None:
+        scope = "every epoch" if history else f"epoch {nxt.current_epoch} only"
+        summary = [f"granted '{member_name}' the role {role}{until} (keys of {scope})"]
+    else:
+        summary = [f"'{member_name}': role {existing.role} -> {role}{until}"]
+        if nxt.current_epoch != admin.ring.current_epoch:
+            summary.append(f"new key epoch {nxt.current_epoch}: the former {existing.role}'s "
+                           "signatures are trusted only for epochs up to "
+                           f"{admin.ring.current_epoch}")
+    return _apply(admin, nxt, summary)
+
+
+def revoke(dvc_dir: Path, *, member: str, reencrypt: bool = False,
+           progress: Callable[[int, int], None] | None = None,
+           env: Mapping[str, str] | None = None) -> ChangeResult:
+    refuse_if_pending(dvc_dir)
+    admin = _load_admin(dvc_dir, env)
+    target = admin.ring.find_member(member)
+    if target.recipient == admin.identity.recipient:
+        raise AccessDeniedError("an admin cannot revoke themselves",
+                                hint="ask another admin to run 'dvc-secure revoke'")
+    nxt = changes.revoke(admin.ring, admin.keys, member=target.name, now=_now())
+    result = _apply(admin, nxt, [
+        f"revoked '{target.name}' ({target.role}); new key epoch {nxt.current_epoch} is "
+        "wrapped to the remaining members and used by later pushes",
+        f"'{target.name}' keeps what they could decrypt before (epochs <= "
+        f"{admin.ring.current_epoch}); see docs/access.md"])
+    if reencrypt:
+        _reencrypt(Path(dvc_dir), result, progress)
+    return result
+
+
+def rotate(dvc_dir: Path, *, reencrypt: bool = False,
+           progress: Callable[[int, int], None] | None = None,
+           env: Mapping[str, str] | None = None) -> ChangeResult:
+    refuse_if_pending(dvc_dir)
+    admin = _load_admin(dvc_dir, env)
+    nxt, dropped = changes.rotate(admin.ring, admin.keys, now=_now(), today=_today())
+    summary = [f"new key epoch {nxt.current_epoch}, wrapped to {len(nxt.members)} member(s)"]
+    summary += [f"dropped '{n}' (grant expired)" for n in dropped]
+    result = _apply(admin, nxt, summary)
+    result.dropped = dropped
+    if reencrypt:
+        _reencrypt(Path(dvc_dir), result, progress)
+    return result
+
+
+def set_threshold(dvc_dir: Path, threshold: int,
+                  env: Mapping[str, str] | None = None) -> ChangeResult:
+    refuse_if_pending(dvc_dir)
+    admin = _load_admin(dvc_dir, env)
+    nxt = changes.set_threshold(admin.ring, threshold)
+    return _apply(admin, nxt, [f"threshold {admin.ring.threshold} -> {threshold} admin "
+                               "signature(s) per policy change"])
+
+
+def approve(dvc_dir: Path, *, discard: bool = False,
+            env: Mapping[str, str] | None = None) -> ChangeResult:
+    """Add the caller's signature to the pending change; apply it once enough admins signed."""
+    pending = load_pending(dvc_dir)
+    if pending is None:
+        raise PendingPolicyError(f"no pending keyring change ({pending_path(dvc_dir)})",
+                                 hint="nothing to approve")
+    if discard:
+        discard_pending(dvc_dir)
+        return ChangeResult(pending.policy_version, [
+            f"discarded pending policy version {pending.policy_version}"])
+    rings = load_trusted_keyrings(dvc_dir, env)
+    prev = rings.newest
+    if pending.previous != prev.digest or pending.policy_version != prev.policy_version + 1:
+        raise PendingPolicyError(
+            f"the pending change (version {pending.policy_version}) does not follow the current "
+            f"keyring (version {prev.policy_version}); it is stale",
+            hint="discard it with 'dvc-secure approve --discard' and make the change again")
+    identity = load_identity(env)
+    member = prev.member_for(identity) or pending.member_for(identity)
+    if member is None or member.role != "admin" or identity.signing is None \
+            or member.signing_key != identity.signing_key:
+        raise AccessDeniedError("only an admin may approve a pending keyring change",
+                                hint="ask one of the admins listed by 'dvc-secure members'")
+    pending.sign(identity.signing)
+    return _settle(Path(dvc_dir), prev, pending,
+                   [f"approved policy version {pending.policy_version} as '{member.name}'"])
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    name: str
+    role: str
+    since: str
+    expires: str | None
+    expired: bool
+    fingerprint: str
+    signing_keyid: str | None
+    epochs: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def members(dvc_dir: Path, env: Mapping[str, str] | None = None,
+            today: dt.date | None = None) -> tuple[Keyring, list[MemberRow]]:
+    ring = load_trusted_keyrings(dvc_dir, env).workspace
+    day = today or _today()
+    rows = []
+    for m in ring.members:
+        held = [e.number for e in ring.epochs if any(s.recipient == m.recipient for s in e.stanzas)]
+        rows.append(MemberRow(m.name, m.role, m.added, m.expires, m.expired(day), m.fingerprint,
+                              m.signing_keyid, held))
+    return ring, rows

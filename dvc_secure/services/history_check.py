@@ -1,0 +1,223 @@
+"""``dvc-secure verify`` (offline level) and ``dvc-secure log``: the shells that feed git
+history to the verification engine and collect what it finds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from dvc_secure.adapters.git.history import (
+    KEYRING_PATH,
+    SnapshotReader,
+    normalise_metafile,
+    open_repository,
+    sidecar_history,
+)
+from dvc_secure.adapters.git.verify_cache import VerifyCache
+from dvc_secure.core.keys.keyring import Keyring
+from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX, Sidecar
+from dvc_secure.core.verification.engine import (
+    UNTRUSTED_ROOT,
+    Finding,
+    HistoryVerifier,
+    expired_member_findings,
+)
+
+
+@dataclass
+class VerifyReport:
+    revisions: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    datasets: dict[str, set[str]] = field(default_factory=dict)  # rev -> metafiles checked
+    # the verifier and reader after the walk: hooks verify a staged snapshot on top of them
+    verifier: HistoryVerifier | None = field(default=None, repr=False, compare=False)
+    reader: SnapshotReader | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def _all_tips(repo: pygit2.Repository) -> list[pygit2.Commit]:
+    tips = []
+    for name in repo.references:
+        if not (name.startswith("refs/heads/") or name.startswith("refs/tags/")
+                or name.startswith("refs/remotes/")):
+            continue
+        try:
+            tips.append(repo.references[name].peel(pygit2.Commit))
+        except (ValueError, pygit2.GitError):
+            continue
+    return tips
+
+
+def _trust_at(reader: SnapshotReader, commit: pygit2.Commit) -> Keyring | None:
+    blob = reader.files_at(commit).get(KEYRING_PATH)
+    if blob is None:
+        return None
+    parsed = reader.parse_blob("keyring", blob, KEYRING_PATH)
+    return parsed.value if isinstance(parsed.value, Keyring) else None
+
+
+def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False,
+                   remote: bool = False, deep: bool = False, jobs: int = 4,
+                   use_cache: bool = True, root_policy: str | None = None,
+                   exclude: list[str] | None = None) -> VerifyReport:
+    """``exclude`` (commit ids, with a single ``rev``): verify every commit reachable from
+    ``rev`` but from none of them, e.g. what a push adds (pre-push hook)."""
+    repo = open_repository(root)
+    reader = SnapshotReader(repo)
+    if all_revisions:
+        tips = _all_tips(repo)
+        targets = None
+    elif rev and ".." in rev:
+        base, _, head = rev.partition("..")
+        tip = reader.resolve(head or "HEAD")
+        tips = [tip]
+        stop = {str(reader.resolve(base).id)} if base else set()
+        targets = {str(c.id) for c in reader.ancestry([tip], stop)}
+    else:
+        tip = reader.resolve(rev or "HEAD")
+        tips = [tip]
+        targets = {str(tip.id)} if exclude is None else \
+            {str(c.id) for c in reader.ancestry([tip], set(exclude))}
+    report = VerifyReport()
+    if not tips:
+        return report
+    verifier = HistoryVerifier(root_policy)
+    # the cache only skips history *outside* the requested revisions; --all-revisions and
+    # the remote levels need every sidecar, so they always walk everything
+    # (and a pinned root needs the walk to start at the root)
+    cache = VerifyCache(Path(repo.path)) if use_cache and targets is not None and not (
+        remote or deep or root_policy) else None
+    hide: set[str] = set()
+    if cache is not None and cache.states:
+        for cached_rev, state in cache.states.items():
+            if (targets is None or cached_rev not in targets) and cached_rev in repo:
+                verifier.seed(cached_rev, state)
+                hide.add(cached_rev)
+        verifier.seed_known(cache.known)
+    commits = reader.ancestry(tips, hide)
+    if hide:
+        # every parent must be either walked now or seeded from the cache; otherwise
+        # (e.g. a merge of a branch the cache never saw) walk the whole history
+        have = set(verifier.states) | {str(c.id) for c in commits}
+        if any(str(p) not in have for c in commits for p in c.parent_ids):
+            verifier = HistoryVerifier(root_policy)
+            commits = reader.ancestry(tips)
+    for parent in {str(p) for c in commits for p in c.parent_ids} - {str(c.id) for c in commits}:
+        # seeded from the cache: the engine also needs the policy in force there, to check
+        # a policy change in the first new commit against it
+        if parent in verifier.states and parent not in verifier.trusts:
+            verifier.trusts[parent] = _trust_at(reader, reader.resolve(parent))
+    sealed: dict[str, tuple[str, Sidecar]] = {}
+    processed: list[str] = []
+    for commit in commits:
+        snap = reader.snapshot(commit)
+        found = verifier.verify(snap)
+        cid = str(commit.id)
+        processed.append(cid)
+        if targets is not None and cid not in targets:
+            # a history that does not start from the pinned root taints every revision
+            report.findings.extend(f for f in found if f.code == UNTRUSTED_ROOT)
+        if targets is None or cid in targets:
+            report.revisions.append(cid)
+            report.findings.extend(found)
+            report.datasets[cid] = set(snap.metafiles)
+            for mf in snap.metafiles.values():
+                if mf.sidecar is not None and mf.sidecar.digest not in sealed:
+                    sealed[mf.sidecar.digest] = (cid, mf.sidecar)
+    if cache is not None and processed:
+        keep = [str(p) for t in tips for p in t.parent_ids] + [str(t.id) for t in tips]
+        cache.save(verifier, [r for r in keep if r in verifier.states])
+    if exclude is None:
+        # (not for pre-push, which passes ``exclude``: an expiry must not block a writer's
+        # push; rotating is an admin's job, and 'verify' tells them)
+        report.findings.extend(_expired_members(reader, tips))
+    if remote or deep:
+        from dvc_secure.services.remote_check import RemoteChecker
+
+        checker = RemoteChecker(root / ".dvc", jobs=jobs)
+        if remote:
+            report.findings.extend(checker.check_remote(sealed.values()))
+        if deep:
+            report.findings.extend(checker.check_deep(sealed.values()))
+    report.verifier, report.reader = verifier, reader
+    return report
+
+
+def _expired_members(reader: SnapshotReader, tips: list[pygit2.Commit],
+                     today: dt.date | None = None) -> list[Finding]:
+    """Members of the tips' keyrings whose grant expired but who hold the current epoch."""
+    day = today or dt.datetime.now(dt.timezone.utc).date()
+    out: list[Finding] = []
+    seen: set[str] = set()
+    for tip in tips:
+        ring = _trust_at(reader, tip)
+        if ring is None or ring.digest in seen:
+            continue
+        seen.add(ring.digest)
+        expired = [(m.name, m.role, m.expires or "") for m in ring.expired_members(day)
+                   if ring.holds_current_epoch(m)]
+        out += expired_member_findings(str(tip.id), ring.current_epoch, expired)
+    return out
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    commit: str
+    sidecar: Sidecar
+    signer: str
+
+
+def dataset_log(root: Path, target: str, rev: str = "HEAD") -> list[LogEntry]:
+    repo = open_repository(root)
+    reader = SnapshotReader(repo)
+    metafile = normalise_metafile(target)
+    entries = []
+    for commit, sc in sidecar_history(reader, reader.resolve(rev), metafile):
+        signer = sc.signer_keyid
+        kr_blob = reader.files_at(commit).get(".dvc/secure/keyring.json")
+        if kr_blob is not None:
+            parsed = reader.parse_blob("keyring", kr_blob, ".dvc/secure/keyring.json")
+            if isinstance(parsed.value, Keyring):
+                member = parsed.value.member_by_keyid(sc.signer_keyid)
+                if member is not None:
+                    signer = f"{member.name} ({sc.signer_keyid})"
+        entries.append(LogEntry(str(commit.id), sc, signer))
+    return entries
+
+
+def sealed_objects(root: Path, read_dir_listing: Callable[[str], list[dict[str, str]]]) -> dict[str, str]:
+    """Every DVC object id that a sealed version on any branch or tag needs, mapped to a
+    description of the first such version ("data.dvc v3"). Used to pin objects against
+    ``dvc gc -c``."""
+    repo = open_repository(root)
+    reader = SnapshotReader(repo)
+    tips = _all_tips(repo)
+    pinned: dict[str, str] = {}
+    if not tips:
+        return pinned
+    seen: set[str] = set()
+    for commit in reader.ancestry(tips):
+        for path, blob in reader.files_at(commit).items():
+            if not path.endswith(SIDECAR_SUFFIX) or blob in seen:
+                continue
+            seen.add(blob)
+            parsed = reader.parse_blob("sidecar", blob, path)
+            if not isinstance(parsed.value, Sidecar):
+                continue
+            sc = parsed.value
+            label = f"{sc.metafile} v{sc.version}"
+            for out in sc.outputs:
+                pinned.setdefault(out.oid, label)
+                if out.is_dir:
+                    for entry in read_dir_listing(out.oid):
+                        oid = entry.get("md5")
+                        if isinstance(oid, str):
+                            pinned.setdefault(oid, label)
+    return pinned

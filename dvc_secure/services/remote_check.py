@@ -1,0 +1,311 @@
+"""``verify --remote`` and ``verify --deep``: is every sealed revision complete on its remote?
+
+``--remote`` needs read access to the storage and no key: it fetches each output's remote
+index (pinned by digest in the sidecar) and re-hashes every stored ciphertext against it.
+``--deep`` needs a reader identity: it downloads, authenticates and decrypts every object
+(keeping no plaintext) and checks each file's SHA-256 against the sealed manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from dvc_secure.adapters.dvc.remote_access import SecureRemotes
+from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
+from dvc_secure.adapters.git.history import SnapshotReader, open_repository
+from dvc_secure.core.keys.keyring import Keyring
+from dvc_secure.core.records.reencryption import (
+    RECORD_DIR,
+    KeyringView,
+    ReencryptionRecord,
+    Replacements,
+    check_record,
+    epoch_of_filename,
+)
+from dvc_secure.core.sidecar.model import SealedOutput, Sidecar
+from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_path, parse_index
+from dvc_secure.core.verification.engine import (
+    POLICY_ROLLBACK,
+    POLICY_UNAUTHORIZED,
+    UNTRUSTED_ROOT,
+    Finding,
+    HistoryVerifier,
+)
+from dvc_secure.errors import DvcSecureError
+from dvc_secure.services.sealing import manifest_rel, object_rel
+
+NOT_INDEXED = "output-not-indexed"
+INDEX_MISSING = "remote-index-missing"
+INDEX_BAD = "remote-index-corrupted"
+OBJECT_MISSING = "remote-object-missing"
+OBJECT_TRUNCATED = "remote-object-size-mismatch"
+OBJECT_CORRUPTED = "remote-object-corrupted"
+DEEP_FAILED = "deep-object-failed"
+DEEP_MISMATCH = "deep-content-mismatch"
+RECORD_INVALID = "reencryption-record-invalid"
+_POLICY_BROKEN = {POLICY_UNAUTHORIZED, POLICY_ROLLBACK, UNTRUSTED_ROOT}
+
+
+def _record_blobs(repo: pygit2.Repository, commit: pygit2.Commit) -> list[tuple[str, str]]:
+    """(file name, blob id) of the re-encryption records committed at ``commit``."""
+    try:
+        tree = commit.tree[RECORD_DIR]
+    except KeyError:
+        return []
+    obj = repo[tree.id]
+    if not isinstance(obj, pygit2.Tree):
+        return []
+    return [(e.name or "", str(e.id)) for e in obj if e.type_str == "blob"]
+
+
+def load_replacements(root: Path) -> tuple[Replacements, list[Finding]]:
+    """Re-encryption records (docs/spec/reencryption.md) that ``verify --remote`` may honour.
+
+    A record counts only if some commit that has it also has a keyring whose policy chain
+    from the start of history is intact (checked by the history engine, as for sidecars)
+    and it is signed by a writer or admin of that keyring. Records are looked up on every
+    branch, tag and remote-tracking ref, because they are committed after the revisions
+    whose ciphertext they explain. Invalid records are findings, never silently used.
+    """
+    repo = open_repository(root)
+    reader = SnapshotReader(repo)
+    tips: dict[str, pygit2.Commit] = {}
+    for name in ["HEAD", *repo.references]:
+        if name != "HEAD" and not name.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
+            continue
+        try:
+            commit = repo.revparse_single(name).peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            continue
+        tips.setdefault(str(commit.id), commit)
+    replacements = Replacements()
+    if not tips or not any(_record_blobs(repo, c) for c in reader.ancestry(list(tips.values()))):
+        return replacements, []
+    verifier = HistoryVerifier()
+    tainted: set[str] = set()
+    had_trust: set[str] = set()
+    accepted: set[str] = set()
+    rejected: dict[str, tuple[str, str, str]] = {}  # blob -> (commit, path, why)
+    parsed: dict[str, ReencryptionRecord | str] = {}
+    for commit in reader.ancestry(list(tips.values())):
+        snap = reader.snapshot(commit)
+        cid = str(commit.id)
+        found = verifier.verify(snap)
+        parents = [str(p) for p in commit.parent_ids]
+        if any(p in had_trust for p in parents) or snap.trust is not None:
+            had_trust.add(cid)
+        # a broken policy anywhere upstream (or a keyring deleted after one existed, which
+        # would let a forged keyring start a new root) poisons every later commit
+        if any(p in tainted for p in parents) or any(f.code in _POLICY_BROKEN for f in found) \
+                or (snap.trust is None and cid in had_trust):
+            tainted.add(cid)
+        for name, blob in _record_blobs(repo, commit):
+            if blob in accepted:
+                continue
+            path = f"{RECORD_DIR}/{name}"
+            if blob not in parsed:
+                try:
+                    parsed[blob] = ReencryptionRecord.from_bytes(reader.read_blob(blob), path)
+                except DvcSecureError as exc:
+                    parsed[blob] = exc.message
+            record = parsed[blob]
+            trust = snap.trust
+            if isinstance(record, str):
+                why = record
+            elif cid in tainted or not isinstance(trust, Keyring):
+                why = f"{path} is committed where the trust policy is not intact"
+            else:
+                view = KeyringView(trust.keyring_id, [e.number for e in trust.epochs],
+                                   trust.sealer_keys())
+                problems = check_record(record, view, epoch_of_filename(name), path)
+                if not problems:
+                    accepted.add(blob)
+                    rejected.pop(blob, None)
+                    replacements.add(record)
+                    continue
+                why = "; ".join(problems)
+            rejected[blob] = (cid, path, why)
+    # report what the current refs carry (a bad record left in old history stays ignored)
+    at_tips = {blob for c in tips.values() for _n, blob in _record_blobs(repo, c)}
+    findings = [Finding(cid, path, RECORD_INVALID,
+                        f"re-encryption record ignored: {why}",
+                        "restore the record from git history, or have a writer re-run the "
+                        "re-encryption and commit the record it writes")
+                for blob, (cid, path, why) in rejected.items() if blob in at_tips]
+    return replacements, findings
+
+
+@dataclass(frozen=True)
+class _Job:
+    rev: str
+    dataset: str
+    output: str
+
+
+class RemoteChecker:
+    def __init__(self, dvc_dir: Path, jobs: int = 4) -> None:
+        self.dvc_dir = dvc_dir
+        self.jobs = jobs
+        self._remotes = SecureRemotes(dvc_dir)
+        self._hashed: dict[tuple[str, str], StoredObject | None] = {}
+        self._replacements: tuple[Replacements, list[Finding]] | None = None
+
+    def replacements(self) -> tuple[Replacements, list[Finding]]:
+        """Honoured re-encryption records (loaded on the first changed object only)."""
+        if self._replacements is None:
+            self._replacements = load_replacements(self.dvc_dir.parent)
+        return self._replacements
+
+    def _fs(self, name: str) -> SecureFsspec:
+        return self._remotes.get(name)
+
+    # --- --remote ---------------------------------------------------------------------------
+
+    def _hash_stored(self, fs: SecureFsspec, path: str) -> StoredObject | None:
+        key = (fs.fsid, path)
+        if key not in self._hashed:
+            h = hashlib.sha256()
+            size = 0
+            try:
+                with fs.inner.open(fs.storage_path(path), "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                        size += len(chunk)
+                self._hashed[key] = StoredObject(path, size, h.hexdigest())
+            except FileNotFoundError:
+                self._hashed[key] = None
+        return self._hashed[key]
+
+    def check_remote(self, sealed: Iterable[tuple[str, Sidecar]]) -> list[Finding]:
+        findings: list[Finding] = []
+        work: list[tuple[_Job, SecureFsspec, StoredObject, str]] = []
+        for rev, sc in sealed:
+            for out in sc.outputs:
+                job = _Job(rev, sc.metafile, out.path)
+                if out.remote_index is None:
+                    findings.append(Finding(rev, sc.metafile, NOT_INDEXED,
+                                            f"output {out.path} of version {sc.version} was sealed "
+                                            "offline: its remote ciphertext is not pinned",
+                                            f"dvc push, then seal a new version: dvc-secure seal {sc.metafile}"))
+                    continue
+                fs = self._fs(out.remote)
+                try:
+                    with fs.inner.open(fs.storage_path(index_storage_path(out.remote_index)), "rb") as f:
+                        entries = parse_index(f.read(), out.remote_index)
+                except FileNotFoundError:
+                    findings.append(Finding(rev, sc.metafile, INDEX_MISSING,
+                                            f"the remote index of {out.path} (version {sc.version}) "
+                                            f"is missing from remote '{out.remote}'",
+                                            "re-push from a clone that has the data and re-seal"))
+                    continue
+                except DvcSecureError as exc:
+                    findings.append(Finding(rev, sc.metafile, INDEX_BAD, exc.message,
+                                            "restore the remote from a backup copy"))
+                    continue
+                work.extend((job, fs, e, out.remote) for e in entries)
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            results = list(pool.map(lambda w: (w, self._hash_stored(w[1], w[2].path)), work))
+        reported: set[tuple[str, str, str]] = set()
+        record_findings = False
+        for (job, _fs, expected, remote), actual in results:
+            key = (job.rev, job.dataset, expected.path)
+            if key in reported:
+                continue
+            problem = None
+            if actual is None:
+                problem = (OBJECT_MISSING, "is missing")
+            elif actual.sha256 != expected.sha256 and self._reencrypted(remote, expected, actual):
+                record_findings = True
+            elif actual.size != expected.size:
+                record_findings = True
+                problem = (OBJECT_TRUNCATED, f"has {actual.size} bytes, sealed {expected.size}")
+            elif actual.sha256 != expected.sha256:
+                record_findings = True
+                problem = (OBJECT_CORRUPTED, "does not hash to the sealed ciphertext (corrupted "
+                           "or replaced)")
+            if problem:
+                reported.add(key)
+                findings.append(Finding(job.rev, job.dataset, problem[0],
+                                        f"stored object {expected.path} of output {job.output} "
+                                        f"{problem[1]}",
+                                        "push it again from a clone whose cache has it "
+                                        "(dvc push), or restore it from a backup remote"))
+        if record_findings:
+            findings.extend(self.replacements()[1])
+        return findings
+
+    def _reencrypted(self, remote: str, expected: StoredObject, actual: StoredObject) -> bool:
+        """Is the stored object a recorded, signed re-encryption of the pinned one?"""
+        accepted, _ = self.replacements()
+        return accepted.accepts(remote, expected.path, expected.sha256, actual.sha256, actual.size)
+
+    # --- --deep -------------------------------------------------------------------------------
+
+    def _manifest(self, fs: SecureFsspec, out: SealedOutput) -> list[dict[str, object]]:
+        local = self.dvc_dir / "cache" / "secure" / "manifests" / out.sha256
+        data = local.read_bytes() if local.is_file() else None
+        if data is None or hashlib.sha256(data).hexdigest() != out.sha256:
+            with fs.open("/" + manifest_rel(out.sha256), "rb") as f:
+                data = f.read()
+        if hashlib.sha256(data).hexdigest() != out.sha256:
+            raise DvcSecureError(f"manifest of {out.path} does not match its sealed digest")
+        files = json.loads(data)["files"]
+        return files if isinstance(files, list) else []
+
+    def check_deep(self, sealed: Iterable[tuple[str, Sidecar]]) -> list[Finding]:
+        findings: list[Finding] = []
+        work: list[tuple[_Job, SecureFsspec, str, str | None]] = []  # job, fs, oid, expected sha
+        for rev, sc in sealed:
+            for out in sc.outputs:
+                job = _Job(rev, sc.metafile, out.path)
+                fs = self._fs(out.remote)
+                if out.is_dir:
+                    try:
+                        files = self._manifest(fs, out)
+                    except (DvcSecureError, FileNotFoundError, ValueError, KeyError) as exc:
+                        findings.append(Finding(rev, sc.metafile, DEEP_FAILED,
+                                                f"manifest of {out.path} (version {sc.version}) is "
+                                                f"unavailable: {getattr(exc, 'message', exc)}",
+                                                "re-seal from a clone that has the data"))
+                        continue
+                    work.append((job, fs, out.oid, None))
+                    work.extend((job, fs, str(f["md5"]), str(f["sha256"])) for f in files)
+                else:
+                    work.append((job, fs, out.oid, out.sha256))
+
+        seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+        def run(item: tuple[_Job, SecureFsspec, str, str | None]) -> tuple[str | None, str | None]:
+            _job, fs, oid, _ = item
+            key = (fs.fsid, oid)
+            if key not in seen:
+                try:
+                    seal = fs.verify_object("/" + object_rel(oid))
+                    seen[key] = (seal.plaintext_sha256.hex(), None)
+                except FileNotFoundError:
+                    seen[key] = (None, "is missing from the remote")
+                except DvcSecureError as exc:
+                    seen[key] = (None, exc.message)
+            return seen[key]
+
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            results = list(pool.map(run, work))
+        for (job, _fs, oid, expected), (actual, error) in zip(work, results, strict=False):
+            if error is not None:
+                findings.append(Finding(job.rev, job.dataset, DEEP_FAILED,
+                                        f"object {oid} of output {job.output} {error}",
+                                        "push it again from a clone whose cache has it"))
+            elif expected is not None and actual != expected:
+                findings.append(Finding(job.rev, job.dataset, DEEP_MISMATCH,
+                                        f"object {oid} of output {job.output} decrypts to content "
+                                        "whose SHA-256 differs from the sealed one",
+                                        "a writer pushed other content under this id: investigate "
+                                        "its signer, then push the right data and re-seal"))
+        return findings
