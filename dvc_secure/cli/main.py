@@ -195,7 +195,16 @@ def cmd_policy_id(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from dvc_secure.services.demo import run_demo
 
-    return run_demo(Path(args.dir) if args.dir else None, keep=args.keep, size_mib=args.size_mib)
+    result = run_demo(print, Path(args.dir) if args.dir else None, keep=args.keep,
+                      size_mib=args.size_mib)
+    if result.failure is not None:
+        print(f"\nDEMO FAILED: {result.failure}", file=sys.stderr)
+        print(f"(left in place for inspection: {result.base})", file=sys.stderr)
+        return EXIT_FINDINGS
+    print(f"\nall {len(result.checks)} checks passed.")
+    if result.kept:
+        print(f"demo repository kept in {result.base}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
