@@ -10,6 +10,7 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dvc_secure import __version__
 from dvc_secure.errors import ConfigurationError
@@ -207,11 +208,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose ``--help`` starts with the one line the command list shows."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if kwargs.get("help") and "description" not in kwargs:
+            kwargs["description"] = kwargs["help"]
+        return super().add_parser(name, **kwargs)  # type: ignore[no-any-return]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dvc-secure",
         description="Client-side encryption and verifiable versioning for DVC remotes.",
     )
+    # every add_parser below, here and in cli/hooks, cli/audit, cli/access, goes through it
+    parser.register("action", "parsers", _Subcommands)
     parser.add_argument("--version", action="version", version=f"dvc-secure {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
