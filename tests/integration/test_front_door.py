@@ -377,3 +377,12 @@ def test_storage_survey_knows_every_file_and_flags_anything_else(pushed_repo: Se
     assert f"shows the DVC object id (MD5) {some_md5}" in problems
     assert f"{event.rel} (audit event)" in problems
     assert "lists ab/missing, not an encrypted object here" in problems
+
+
+def test_readme_links_every_document_and_every_link_resolves() -> None:
+    text = README.read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not re.match(r"[a-z]+://", link)]
+    assert [link for link in local if not (ROOT / link).exists()] == []
+    docs = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))
+    assert [d for d in docs if d not in local] == [], "documents the README does not link"

@@ -102,3 +102,65 @@ def test_subcommand_help_starts_with_its_one_line_description(name: str) -> None
     line = _one_line_helps()[name]
     shown = " ".join(_subcommands()[name].format_help().split())
     assert " ".join(line.split()) in shown
+
+
+# --- every 'dvc-secure SUBCOMMAND --flag' any document shows exists -----------------------
+
+DOCS = [CLI_MD.parents[1] / "README.md", *sorted(CLI_MD.parent.rglob("*.md"))]
+_SPAN = re.compile(r"`(dvc-secure [^`]+)`")
+_CODE_LINE = re.compile(r"^\s*(?:\$ |- run: |run: )?(dvc-secure \S.*)$")
+# program output shown in code blocks, not commands: '<hook name>: ...' and gc's warning
+_OUTPUT = re.compile(r"dvc-secure (?:[a-z-]+: |kept \d+ object)")
+_END = re.compile(r"\s(?:#|&&|\|\||\||;|>)\s.*$|[;)]$")  # end of the command on that line
+
+
+def documented_invocations() -> list[tuple[str, int, str]]:
+    """(document, line, 'dvc-secure ...') for commands in code spans and code blocks."""
+    found = []
+    for doc in DOCS:
+        in_block = False
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip().startswith("```"):
+                in_block = not in_block
+                continue
+            if in_block:
+                m = _CODE_LINE.match(line)
+                texts = [m.group(1)] if m and not _OUTPUT.match(m.group(1)) else []
+            else:
+                texts = _SPAN.findall(line)
+            rel = doc.relative_to(CLI_MD.parents[1]).as_posix()
+            found += [(rel, number, _END.sub("", t).strip()) for t in texts]
+    return found
+
+
+def _invocation_problems(text: str, parsers: dict[str, argparse.ArgumentParser]) -> list[str]:
+    words = text.split()
+    sub = words[1] if len(words) > 1 else ""
+    if sub.startswith("-"):
+        return [] if sub in ("--version", "--help", "-h") else [f"unknown option {sub}"]
+    if sub not in parsers:
+        return [f"unknown subcommand '{sub}'"]
+    flags, _ = _parser_options(parsers[sub])
+    flags |= {"-h", "--help"}
+    problems = []
+    for word in words[2:]:
+        flag = word.split("=", 1)[0]
+        if _FLAG.match(flag) and flag not in flags:
+            problems.append(f"'{sub}' has no option {flag}")
+    return problems
+
+
+def test_every_documented_invocation_exists() -> None:
+    parsers = _subcommands()
+    found = documented_invocations()
+    assert len(found) > 50  # the scan itself works
+    problems = [f"{doc}:{line}: {text}: {p}" for doc, line, text in found
+                for p in _invocation_problems(text, parsers)]
+    assert problems == []
+
+
+def test_invocation_check_catches_unknown_subcommands_and_flags() -> None:
+    parsers = _subcommands()
+    assert _invocation_problems("dvc-secure verify --rev A..B --remote", parsers) == []
+    assert _invocation_problems("dvc-secure verifyy", parsers) == ["unknown subcommand 'verifyy'"]
+    assert _invocation_problems("dvc-secure seal --fast x", parsers) == ["'seal' has no option --fast"]
