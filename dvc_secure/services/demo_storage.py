@@ -69,7 +69,7 @@ def survey_storage(storage: Path, *, name_key: bytes, data_keys: Mapping[int, by
     survey = StorageSurvey()
     digests: dict[str, tuple[int, str]] = {}
     indexes: list[tuple[str, bytes, str]] = []
-    for path in sorted(p for p in storage.rglob("*") if p.is_file() or p.is_symlink()):
+    for path in sorted(p for p in storage.rglob("*") if p.is_file()):
         rel = path.relative_to(storage).as_posix()
         blob = path.read_bytes()
         digests[rel] = (len(blob), hashlib.sha256(blob).hexdigest())
