@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dvc_secure.adapters.local.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
-from dvc_secure.errors import ConfigurationError
+from dvc_secure.errors import ConfigurationError, DvcSecureError
 from dvc_secure.services.demo_storage import (
     AUDIT_EVENT,
     KINDS,
@@ -258,7 +258,7 @@ def run_demo(say: Say, directory: Path | None = None, keep: bool = False,
     say(f"dvc-secure demo in {base}")
     try:
         _scenario(_Demo(base, say, result.checks), size_mib)
-    except DemoFailure as exc:
+    except (DemoFailure, DvcSecureError) as exc:  # e.g. the demo keyring did not load
         result.failure = str(exc)
     result.kept = not result.ok or keep or directory is not None
     if not result.kept:
