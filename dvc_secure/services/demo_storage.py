@@ -3,7 +3,8 @@
 Every file on the wrapped storage must be one of the kinds dvc-secure writes, and each
 kind is checked for what it promises (docs/spec/hidden-names.md, object-format.md,
 audit-log.md §5, the remote index in sidecar.md). A file of any other kind is a problem,
-never skipped: the point is to prove that nothing else reaches the provider.
+never skipped: the point is to prove that nothing else reaches the provider (so a left-over
+partial upload or re-encryption temporary file fails the check too).
 """
 
 from __future__ import annotations
