@@ -63,7 +63,10 @@ def _report(result: object, what: str) -> int:
 
 
 def _progress(done: int, total: int) -> None:
-    print(f"\rre-encrypting {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
+    """One updating line on stderr ("re-encrypting objects under the new key epoch: 3/10")."""
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\rre-encrypting objects under the new key epoch: {done}/{total}{end}")
+    sys.stderr.flush()
 
 
 def cmd_members(args: argparse.Namespace) -> int:

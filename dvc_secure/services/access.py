@@ -2,7 +2,7 @@
 
 Orchestration only (load the trusted keyring, check the caller is an admin, apply a pure
 operation from ``keys/keyring.py``, sign, save or park as pending). The CLI shell is
-``cli_access.py``; semantics are described in docs/access.md.
+``cli/access.py``; semantics are described in docs/access.md.
 """
 
 from __future__ import annotations

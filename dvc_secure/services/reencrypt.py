@@ -20,13 +20,12 @@ import contextlib
 import datetime as dt
 import json
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, TextIO, cast
+from typing import IO, BinaryIO, cast
 
 import pygit2
 
@@ -436,18 +435,6 @@ def _finish_record(root: Path, keys: RepoKeys, epoch: int,
     return _write_record(root, merged.sign(keys.signer()))
 
 
-def text_progress(stream: TextIO | None = None) -> Progress:
-    """A progress callback printing one updating line ("re-encrypting: 3/10 objects")."""
-    out = stream or sys.stderr
-
-    def show(done: int, total: int) -> None:
-        end = "\n" if done >= total else ""
-        out.write(f"\rre-encrypting objects under the new key epoch: {done}/{total}{end}")
-        out.flush()
-
-    return show
-
-
 def _objects(result: ReencryptResult) -> Iterator[str]:
     yield f"{result.reencrypted} re-encrypted"
     yield f"{result.already_current} already at epoch {result.epoch}"
@@ -461,20 +448,3 @@ def summary(result: ReencryptResult) -> str:
     if result.record_path is not None:
         line += f"; commit {result.record_path.as_posix()}"
     return line
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dvc_secure.services.reencrypt [repo]``: the same as ``rotate --reencrypt``'s last step."""
-    args = sys.argv[1:] if argv is None else argv
-    root = Path(args[0]) if args else Path.cwd()
-    try:
-        result = reencrypt_current_revisions(root, progress=text_progress())
-    except DvcSecureError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(summary(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -245,9 +245,9 @@ def test_validly_encrypted_replacement_without_writer_key_is_untrusted(
 
 _STALLING_PUSH = """
 import os, sys, time
-from dvc_secure.adapters.dvc import secure_fsspec
+from dvc_secure.adapters.dvc import transfer_streams
 
-original = secure_fsspec._ProgressSource.read
+original = transfer_streams.ProgressSource.read
 marker = sys.argv[1]
 
 def read(self, n=-1):
@@ -258,7 +258,7 @@ def read(self, n=-1):
         time.sleep(600)
     return data
 
-secure_fsspec._ProgressSource.read = read
+transfer_streams.ProgressSource.read = read
 from dvc.cli import main
 sys.exit(main(["push"]))
 """

@@ -450,3 +450,20 @@ def test_pre_push_refuses_non_secure_remote(hooked: SecureRepo) -> None:
     assert proc.returncode != 0
     assert "not a secure:// remote" in proc.stderr and "dvc remote default vault" in proc.stderr
     assert not (hooked.root.parent / "plain").exists()
+
+
+def test_hooks_installed_by_0_1_keep_sealing_and_install_migrates_them(hooked: SecureRepo) -> None:
+    """0.1 hook scripts run ``python -m dvc_secure.cli_hooks``: still sealing after the
+    layered layout; the next ``dvc-secure install`` rewrites them to ``dvc_secure.cli.hooks``."""
+    hooks_dir = Path(hooked.git("rev-parse", "--git-common-dir").stdout.strip())
+    hooks_dir = (hooked.root / hooks_dir / "dvc-secure" / "hooks").resolve()
+    scripts = [p for p in hooks_dir.iterdir() if "dvc_secure.cli.hooks" in p.read_text()]
+    assert {p.name for p in scripts} >= {"pre-commit", "pre-push"}
+    for p in scripts:
+        p.write_text(p.read_text().replace("dvc_secure.cli.hooks", "dvc_secure.cli_hooks"))
+    _file_dataset(hooked, "id\n1\n")
+    assert "sealed and staged" in _commit(hooked, "v1").stderr
+    assert "table.csv.dvc.seal" in _committed(hooked)
+    hooked.secure("install")
+    text = (hooks_dir / "pre-commit").read_text()
+    assert "dvc_secure.cli.hooks" in text and "dvc_secure.cli_hooks" not in text

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
 from dvc_secure.core.format.object_format import read_header
-from tests.conftest import SecureRepo, run
+from tests.conftest import DVC_SECURE, SecureRepo, run
 
 RECORD = ".dvc/secure/reencrypted/epoch-2.json"
 
@@ -167,7 +167,7 @@ def test_interrupted_reencryption_resumes_and_every_step_stays_pullable(
     _assert_data(repo, main)
 
     # resume: completes, and reports what it skipped
-    proc = run([sys.executable, "-m", "dvc_secure.services.reencrypt"], repo.root, repo.env)
+    proc = run([*DVC_SECURE, "reencrypt"], repo.root, repo.env)
     assert f"{n} object(s) of current revisions: {n - 3} re-encrypted, 3 already at epoch 2" \
         in proc.stdout
     assert "re-encrypting objects under the new key epoch: " in proc.stderr  # progress line
@@ -175,7 +175,7 @@ def test_interrupted_reencryption_resumes_and_every_step_stays_pullable(
     assert not list((repo.storage / "dvc-secure" / "reencrypt-tmp").rglob("*"))  # leftovers gone
     # a rerun has nothing left to do and keeps the record byte for byte
     record = (repo.root / RECORD).read_bytes()
-    again = run([sys.executable, "-m", "dvc_secure.services.reencrypt"], repo.root, repo.env).stdout
+    again = run([*DVC_SECURE, "reencrypt"], repo.root, repo.env).stdout
     assert f"0 re-encrypted, {n} already at epoch 2" in again
     assert (repo.root / RECORD).read_bytes() == record
 
@@ -307,7 +307,7 @@ def test_reader_may_not_reencrypt(make_secure_repo, tmp_path: Path) -> None:  # 
     recipient, _ = _keygen(repo, dave)
     repo.secure("grant", recipient, "--role", "reader", "--name", "dave")
     repo.secure("rotate")
-    proc = run([sys.executable, "-m", "dvc_secure.services.reencrypt"], repo.root, _as(repo, dave),
+    proc = run([*DVC_SECURE, "reencrypt"], repo.root, _as(repo, dave),
                check=False)
     assert proc.returncode != 0 and "writer or admin" in proc.stderr
     assert set(_epochs(repo)) == {1}

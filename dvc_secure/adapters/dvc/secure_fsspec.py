@@ -1,4 +1,4 @@
-"""``secure://<remote>[/sub/path]``: a DVC filesystem that wraps another DVC remote.
+"""The fsspec filesystem behind ``secure://<remote>[/sub/path]``, wrapping another DVC remote.
 
 Objects are encrypted on the way out (``put_file``/``upload_fobj``) and authenticated,
 verified and decrypted on the way in (``get_file``/``open``). With hidden names (the
@@ -31,6 +31,12 @@ from dvc_secure.adapters.dvc.storage_names import (
     join_long,
     split_long,
 )
+from dvc_secure.adapters.dvc.transfer_streams import (
+    Discard,
+    EncryptOnClose,
+    ProgressSink,
+    ProgressSource,
+)
 from dvc_secure.adapters.local.push_journal import PushJournal
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
 from dvc_secure.core.format.names import hide_name, reveal_name
@@ -59,33 +65,6 @@ def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
             return box[0]
 
     return get
-
-
-
-class _Discard:
-    def write(self, data: bytes) -> None:
-        pass
-
-
-class _ProgressSink:
-    def __init__(self, raw: BinaryIO, callback: Callback) -> None:
-        self._raw = raw
-        self._callback = callback
-
-    def write(self, data: bytes) -> None:
-        self._raw.write(data)
-        self._callback.relative_update(len(data))
-
-
-class _ProgressSource:
-    def __init__(self, raw: IO[bytes], callback: Callback) -> None:
-        self._raw = raw
-        self._callback = callback
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self._callback.relative_update(len(data))
-        return data
 
 
 class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
@@ -421,7 +400,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         size = os.path.getsize(lpath)
         callback.set_size(size)
         with open(lpath, "rb") as f:
-            self.upload_stream(cast(IO[bytes], _ProgressSource(f, callback)), rpath, size=size)
+            self.upload_stream(cast(IO[bytes], ProgressSource(f, callback)), rpath, size=size)
 
     @service_hooks.failures_counted
     def get_file(self, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK,
@@ -444,7 +423,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             with os.fdopen(fd, "wb") as out, self.inner.open(target, "rb") as src:
                 decrypt_object(
                     src,
-                    _ProgressSink(out, callback),
+                    ProgressSink(out, callback),
                     object_id=rel.encode(),
                     key_for_epoch=keys.keyset.key_for_epoch,
                     is_trusted_signer=keys.is_trusted_signer,
@@ -463,7 +442,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         keys = self.keys.get()
         with self.inner.open(self.object_path(rel), "rb") as src:
             return decrypt_object(
-                src, _Discard(), object_id=rel.encode(),
+                src, Discard(), object_id=rel.encode(),
                 key_for_epoch=keys.keyset.key_for_epoch,
                 is_trusted_signer=keys.is_trusted_signer,
             )
@@ -514,47 +493,11 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             spool.seek(0)
             return spool
         if "w" in mode:
-            return _EncryptOnClose(self, path)
+            return EncryptOnClose(self, path)
         raise ValueError(f"unsupported mode {mode!r} on a secure remote")
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         with self.open(path1, "rb") as src:
             self.upload_stream(src, path2)
-
-
-class _EncryptOnClose:
-    """``open(path, "wb")``: spool plaintext locally (bounded memory), encrypt on close."""
-
-    def __init__(self, fs: SecureFsspec, path: str) -> None:
-        self._fs = fs
-        self._path = path
-        self._spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
-        self.closed = False
-
-    def write(self, data: bytes) -> int:
-        return self._spool.write(data)
-
-    def writable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self._spool.seek(0)
-            self._fs.upload_stream(cast(IO[bytes], self._spool), self._path)
-        finally:
-            self._spool.close()
-
-    def __enter__(self) -> _EncryptOnClose:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:  # an error while writing: upload nothing
-            self.closed = True
-            self._spool.close()
 
 

@@ -1,1 +1,1 @@
-"""The git adapter: history walks (pygit2) and, later, hook installation."""
+"""The git adapter: plumbing reads (no pygit2, for hooks), pygit2 history walks, hook install."""

@@ -30,7 +30,7 @@ def is_metafile(path: str) -> bool:
 # spares the git hooks importing PyYAML (~0.12 G instructions, a quarter of a commit that
 # changes one dataset). Anything else -- comments, quotes, flow style, nesting, a scalar
 # that YAML 1.1 would not read as a plain string or decimal int -- returns None and goes to
-# PyYAML, so the result is always what yaml.safe_load gives (tests/unit/test_metafile.py).
+# PyYAML, so the result is always what yaml.safe_load gives (tests/unit/core/test_metafile_plain_parser.py).
 _ITEM = re.compile(r"(- |  )?([A-Za-z_][A-Za-z0-9_]*):(?: ([^ ].*))?\Z")
 _WORD = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*\Z")
 _HEXISH = re.compile(r"[0-9][A-Za-z0-9]*(\.dir)?\Z")

@@ -1,6 +1,4 @@
-"""The checks behind dvc-secure's git hooks (``dvc-secure hook NAME``).
-
-pre-commit (and pre-merge-commit): seal staged, changed DVC metafiles whose outputs are
+"""pre-commit (and pre-merge-commit): seal staged, changed DVC metafiles whose outputs are
 not sealed yet and stage the sidecars; then verify the staged state (the index, with
 HEAD and MERGE_HEAD as parents) on top of HEAD's verified history; block key material,
 identities, large plaintext files, and confidential or restricted datasets whose remote
@@ -15,7 +13,7 @@ journal cannot pin the stored ciphertext (see ``sealing``).
 pre-commit is on every commit's critical path, so its usual case reads git through
 ``git`` plumbing (no pygit2), starts from HEAD's chain state in the verify cache and
 re-checks only the datasets whose metafile or sidecar differ from HEAD or lack a
-passed-check record (``git_adapter.verify_cache``); merges, policy changes and a HEAD
+passed-check record (``adapters.git.verify_cache``); merges, policy changes and a HEAD
 without a cached state take the full path (``verify_history`` through pygit2).
 """
 

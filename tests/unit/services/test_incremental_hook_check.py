@@ -10,7 +10,7 @@ import pytest
 from dvc_secure.adapters.git.verify_cache import CheckCache, VerifyCache, check_key
 from dvc_secure.core.sidecar.model import Sidecar
 from dvc_secure.core.verification import engine as E
-from tests.unit.test_verification_engine import TRUST, seal
+from tests.unit.core.test_verification_engine import TRUST, seal
 
 
 def _mf(name: str, sc: Sidecar) -> E.MetafileState:

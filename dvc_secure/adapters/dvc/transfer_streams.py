@@ -1,0 +1,78 @@
+"""File-like helpers for transfers through the secure filesystem: progress reporting on the
+way in and out, and a writer that encrypts and uploads on close.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import IO, Any, BinaryIO, Protocol, cast
+
+from fsspec.callbacks import Callback
+
+
+class Uploader(Protocol):
+    """What :class:`EncryptOnClose` needs of the secure filesystem (which imports this module)."""
+
+    def upload_stream(self, source: IO[bytes], path: str, size: int | None = None) -> Any: ...
+
+
+class Discard:
+    def write(self, data: bytes) -> None:
+        pass
+
+
+class ProgressSink:
+    def __init__(self, raw: BinaryIO, callback: Callback) -> None:
+        self._raw = raw
+        self._callback = callback
+
+    def write(self, data: bytes) -> None:
+        self._raw.write(data)
+        self._callback.relative_update(len(data))
+
+
+class ProgressSource:
+    def __init__(self, raw: IO[bytes], callback: Callback) -> None:
+        self._raw = raw
+        self._callback = callback
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._callback.relative_update(len(data))
+        return data
+
+
+class EncryptOnClose:
+    """``open(path, "wb")``: spool plaintext locally (bounded memory), encrypt on close."""
+
+    def __init__(self, fs: Uploader, path: str) -> None:
+        self._fs = fs
+        self._path = path
+        self._spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        return self._spool.write(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._spool.seek(0)
+            self._fs.upload_stream(cast(IO[bytes], self._spool), self._path)
+        finally:
+            self._spool.close()
+
+    def __enter__(self) -> EncryptOnClose:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # an error while writing: upload nothing
+            self.closed = True
+            self._spool.close()
