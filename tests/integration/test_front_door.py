@@ -386,3 +386,15 @@ def test_readme_links_every_document_and_every_link_resolves() -> None:
     assert [link for link in local if not (ROOT / link).exists()] == []
     docs = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))
     assert [d for d in docs if d not in local] == [], "documents the README does not link"
+
+
+def test_ci_runs_the_readmes_first_command_as_written() -> None:
+    ci = ROOT / ".ci" / "run"
+    if not ci.is_file():
+        pytest.skip("a copy of the tests without .ci/ (the oldest-DVC run); the newest run checks")
+    m = re.search(r"demo_cmd=\$\(sed -n '([^']+)' README\.md", ci.read_text(encoding="utf-8"))
+    assert m is not None, ".ci/run no longer reads the demo command from README.md"
+    found = subprocess.run(["sed", "-n", m.group(1), str(README)], text=True,
+                           capture_output=True, check=True).stdout.splitlines()
+    first = next(c for b in doc_blocks(README) for c in b.commands if "dvc-secure demo" in c)
+    assert found[:1] == [first] and first in SKIPPED
