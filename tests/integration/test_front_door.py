@@ -9,6 +9,13 @@ commands listed in ``SKIPPED`` are not run (each with why). A new command in eit
 document runs automatically; one that fails, or uses a subcommand or flag that no longer
 exists, fails the test. A block preceded by ``<!-- front-door: run-as colleague -->`` runs
 on a second machine (its own home directory, hence its own default identity).
+
+Set-up beyond the documents is only what they state in words: the README's block starts
+inside a git + DVC repository with a ``data/`` directory; the quickstart starts in an
+empty project directory holding ``data/images`` and has an (empty) team git server. A
+command the test machine itself cannot run is recorded as skipped with the reason
+(``DocRun.not_here``: today only ``dvc doctor`` when a stray ``.dvc`` directory above the
+temporary directory makes DVC open that as the repository).
 """
 
 from __future__ import annotations
