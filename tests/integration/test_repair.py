@@ -74,10 +74,19 @@ def _records(repo: SecureRepo, storage: Path | None = None) -> list[Path]:
     return sorted(((storage or repo.storage) / "dvc-secure" / "uploads").glob("*.json"))
 
 
+def _dir_oid(repo: SecureRepo, rev: str) -> str:
+    text = repo.git("show", f"{rev}:data.dvc").stdout
+    return next(w for w in text.split() if w.endswith(".dir"))
+
+
 def _lose_and_repush(repo: SecureRepo) -> dict[str, Path]:
-    """v1's own a.txt (old revision only) and the shared b.txt are lost, then ``dvc push
-    --all-commits`` puts them back with new bytes."""
-    lost = {"a1": _obj(repo, V1["a.txt"]), "b": _obj(repo, V1["b.txt"])}
+    """v1's own a.txt and directory listing (old revision only) and the shared b.txt are
+    lost, then ``dvc push --all-commits`` puts them back with new bytes. (DVC skips the
+    files of a directory whose ``.dir`` listing is still on the remote: that case is
+    ``dvc-secure repair``'s.)"""
+    lost = {"a1": _obj(repo, V1["a.txt"]), "b": _obj(repo, V1["b.txt"]),
+            "dir1": storage_path(repo, _dir_oid(repo, "HEAD~1")),
+            "dir2": storage_path(repo, _dir_oid(repo, "HEAD"))}
     for p in lost.values():
         p.unlink()
     rc, findings = _verify(repo)
@@ -94,7 +103,10 @@ def test_lost_objects_repushed_with_dvc_push_verify_again_including_old_revision
     repo = make_secure_repo()
     _two_versions(repo)
     pinned = {k: _sha(p) for k, p in {"a1": _obj(repo, V1["a.txt"]),
-                                      "b": _obj(repo, V1["b.txt"])}.items()}
+                                      "b": _obj(repo, V1["b.txt"]),
+                                      "dir1": storage_path(repo, _dir_oid(repo, "HEAD~1")),
+                                      "dir2": storage_path(repo, _dir_oid(repo, "HEAD")),
+                                      }.items()}
     lost = _lose_and_repush(repo)
     for key, path in lost.items():  # really new ciphertexts, not the pinned bytes
         assert path.is_file() and _sha(path) != pinned[key]
@@ -300,7 +312,6 @@ def test_upload_record_signed_by_reader_rejected(make_secure_repo, tmp_path: Pat
     from dvc_secure.core.records.upload import UploadedObject, UploadRecord
 
     repo = make_secure_repo()
-    _two_versions(repo)
     ident = tmp_path / "reader-identity.txt"
     env = dict(repo.env, **{ENV_IDENTITY_FILE: str(ident)})
     out = run([*DVC_SECURE, "keygen"], repo.root, env).stdout
@@ -309,6 +320,7 @@ def test_upload_record_signed_by_reader_rejected(make_secure_repo, tmp_path: Pat
                 "--role", "reader", "--name", "rita")
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "grant rita (reader)")
+    _two_versions(repo)
     lost = _lose_and_repush(repo)
     bad = _corrupt_same_size(lost["b"])
     rel = lost["b"].relative_to(repo.storage).as_posix()
@@ -362,13 +374,17 @@ def test_disaster_recovery_from_backup_alone(make_secure_repo, tmp_path: Path,
     _sh(tmp_path, env, "git", "clone", "-q", str(bare), str(clone))
     _sh(clone, env, "dvc", "fetch", "-r", "backup", "--all-commits")
     new_primary = tmp_path / "new-primary-storage"
-    _sh(clone, env, "dvc", "remote", "modify", "storage", "url", str(new_primary))
+    _sh(clone, env, "dvc", "remote", "modify", "--local", "storage", "url", str(new_primary))
     _sh(clone, env, "dvc", "push", "-r", "vault", "--all-commits")
     _sh(clone, env, "dvc-secure", "repair", "-r", "vault", "--all-revisions")
     _sh(clone, env, "dvc-secure", "verify", "--remote", "-r", "vault", "--all-revisions")
     _sh(clone, env, "dvc-secure", "verify", "--remote", "-r", "backup", "--all-revisions")
     _sh(clone, env, "dvc-secure", "verify", "--remote", "--all-revisions")
+    _sh(clone, env, "dvc", "remote", "modify", "storage", "url", str(new_primary))
     _sh(clone, env, "git", "commit", "-q", "-am", "primary storage re-seeded from backup")
+    old_store = tmp_path / "repo-storage"  # nothing was pushed to the lost store's old URL
+    assert not [p for p in old_store.rglob("*")
+                if p.is_file() and "dvc-secure" not in p.relative_to(old_store).parts]
     # the re-seeded primary really serves every revision: pull the old one from it alone
     shutil.rmtree(clone / ".dvc" / "cache")
     _sh(clone, env, "git", "checkout", "-q", "HEAD~2")
