@@ -208,6 +208,10 @@ class RemoteChecker:
         accepted, ignored = self.attestations(fs)
         if accepted.accepts(expected.path, actual.sha256, actual.size):
             return None
+        # pushed again, then re-encrypted: a recorded re-encryption of a recorded upload
+        if any(self._reencrypted(remote, StoredObject(expected.path, 0, sha), actual)
+               for sha in accepted.digests(expected.path)):
+            return None
         note = (f" ({len(ignored)} upload record(s) on remote '{remote}' ignored, e.g.: "
                 f"{ignored[0]})") if ignored else ""
         if actual.size != expected.size:

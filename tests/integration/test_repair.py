@@ -119,6 +119,16 @@ def test_lost_objects_repushed_with_dvc_push_verify_again_including_old_revision
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_repushed_objects_then_reencrypted_still_verify(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    _two_versions(repo)
+    _lose_and_repush(repo)
+    repo.secure("rotate", "--reencrypt")  # re-encrypts HEAD's objects, re-pushed ones included
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "rotate + re-encrypt")
+    assert _verify(repo) == (0, [])
+
+
 def test_pre_push_hook_repush_restores_proof(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
     repo = make_secure_repo()
     repo.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{repo.env.get('PATH', '')}"

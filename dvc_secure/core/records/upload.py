@@ -216,3 +216,7 @@ class Attestations:
 
     def accepts(self, path: str, sha256: str, size: int) -> bool:
         return (sha256, size) in self._map.get(path, ())
+
+    def digests(self, path: str) -> list[str]:
+        """Every recorded ciphertext digest of ``path`` (a re-encryption may start there)."""
+        return sorted({sha for sha, _size in self._map.get(path, ())})
