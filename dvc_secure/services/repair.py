@@ -134,7 +134,7 @@ class _Repairer:
                 fs = self.checker.remote_fs(other)
                 with fs.inner.open(fs.storage_path(index_storage_path(digest)), "rb") as f:
                     data = f.read()
-            except (FileNotFoundError, DvcSecureError):
+            except Exception:  # another remote is a best-effort source
                 continue
             if hashlib.sha256(data).hexdigest() == digest:
                 return data, f"remote '{other}'"
@@ -180,7 +180,7 @@ class _Repairer:
                     with self.checker.remote_fs(remote).open("/" + manifest_rel(out.sha256),
                                                              "rb") as f:
                         data = f.read()
-                except (FileNotFoundError, DvcSecureError):
+                except Exception:  # any remote is a best-effort source
                     continue
                 if hashlib.sha256(data).hexdigest() == out.sha256:
                     break
@@ -227,7 +227,7 @@ class _Repairer:
                 fs = self.checker.remote_fs(other)
                 if fs.inner.exists(fs.storage_path(path)):
                     out.append(other)
-            except DvcSecureError:
+            except Exception:  # a probe of another remote must not stop repair
                 continue
         return tuple(out)
 
