@@ -206,6 +206,27 @@ def test_repair_reports_what_nobody_here_has(make_secure_repo) -> None:  # type:
     assert doc["remaining"][0]["code"] == "remote-object-missing"
 
 
+def test_repair_names_the_other_remote_that_has_what_this_clone_lacks(
+        make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    repo.dvc("remote", "add", "backup-store", str(tmp_path / "backup-storage"))
+    repo.secure("init", "--remote", "backup-store", "--name", "backup", "--no-default")
+    repo.git("add", ".dvc/config")
+    repo.git("commit", "-q", "-m", "backup remote")
+    _two_versions(repo)
+    repo.dvc("push", "-q", "-r", "backup", "--all-commits")
+    _obj(repo, V1["a.txt"]).unlink()
+    shutil.rmtree(repo.root / ".dvc" / "cache" / "files")
+    proc = repo.secure("repair", "--all-revisions", "--json", check=False)
+    assert proc.returncode == 1
+    [item] = json.loads(proc.stdout)["items"]
+    assert item["action"] == "not repaired" and item["available_on"] == ["backup"]
+    assert "dvc fetch -r backup --all-commits" in item["detail"]
+    repo.dvc("fetch", "-q", "-r", "backup", "--all-commits")  # what the report says to do
+    assert repo.secure("repair", "--all-revisions", check=False).returncode == 0
+    assert _verify(repo) == (0, [])
+
+
 def test_repair_of_unknown_remote_is_a_usage_error(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
     repo = make_secure_repo()
     proc = repo.secure("repair", "-r", "storage", check=False)  # the plain, wrapped remote
