@@ -390,8 +390,22 @@ def test_disaster_recovery_from_backup_alone(make_secure_repo, tmp_path: Path,
     # routine: keep both copies complete, and provable
     _sh(root, env, "dvc", "push", "--all-commits")
     _sh(root, env, "dvc", "push", "-r", "backup", "--all-commits")
+    proc = _sh(root, env, "dvc-secure", "verify", "--remote", "-r", "backup", "--all-revisions",
+               check=False)  # (not a runbook step: without the indexes nothing is provable)
+    assert proc.returncode == 1 and "remote index" in proc.stdout
     _sh(root, env, "dvc-secure", "repair", "-r", "backup", "--all-revisions")
     _sh(root, env, "dvc-secure", "verify", "--remote", "-r", "backup", "--all-revisions")
+    # (not a runbook step: the backup check is not vacuous — a swap there is caught)
+    a, b = (storage_path(repo, _md5(V2["a.txt"])), storage_path(repo, _md5(V2["c.txt"])))
+    a, b = (backup_dir / p.relative_to(repo.storage) for p in (a, b))
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)
+    proc = _sh(root, env, "dvc-secure", "verify", "--remote", "-r", "backup", "--all-revisions",
+               check=False)
+    assert proc.returncode == 1 and "on remote 'backup'" in proc.stdout
+    a.write_bytes(da)
+    b.write_bytes(db)
     bare = tmp_path / "origin.git"
     _sh(tmp_path, env, "git", "clone", "-q", "--bare", str(root), str(bare))
 
