@@ -76,6 +76,10 @@ class ReencryptionError(ConfigurationError):
     """Re-encryption under a new epoch could not complete; it can be resumed."""
 
 
+class UploadRecordError(ConfigurationError):
+    """An upload record (docs/spec/repair.md) is malformed; verify --remote ignores it."""
+
+
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
 

@@ -8,6 +8,7 @@ runs inside DVC's own import, so it must import nothing heavy itself.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,13 @@ def _sealed_objects(root: Path, listing: DirListing) -> dict[str, str]:
 def _transfers_done(stats: TransferStats) -> None:
     from dvc_secure.services.audit_activity import record_transfers
 
+    try:
+        from dvc_secure.services.upload_records import publish_pending
+
+        publish_pending()  # the signed upload records of what this process stored
+    except Exception as exc:  # never turn a finished push into a crash at exit
+        print(f"dvc-secure: warning: upload record not written ({exc.__class__.__name__}); "
+              "'dvc-secure repair' writes it", file=sys.stderr)
     record_transfers(stats)
 
 

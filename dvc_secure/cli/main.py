@@ -132,9 +132,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     repo = find_repo()
     report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions,
-                            remote=args.remote, deep=args.deep, jobs=args.jobs,
+                            remote=args.remote or (args.remote_name is not None and not args.deep),
+                            deep=args.deep, jobs=args.jobs,
                             use_cache=not args.no_cache,
-                            root_policy=args.root_policy)
+                            root_policy=args.root_policy, remote_name=args.remote_name)
     if args.junit:
         Path(args.junit).write_text(render_junit(report), encoding="utf-8")
     print(render_json(report) if args.json else render_text(report))
@@ -272,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also prove every sealed object is on its remote, byte for byte (no key needed)")
     p.add_argument("--deep", action="store_true",
                    help="also download, decrypt and re-hash everything (needs a reader identity)")
+    p.add_argument("-r", "--remote-name", metavar="REMOTE",
+                   help="check this secure remote (e.g. a backup) instead of the one each "
+                   "version was sealed for; implies --remote unless --deep is given")
     p.add_argument("--jobs", "-j", type=int, default=4, help="parallel remote reads (default 4)")
     p.add_argument("--root-policy", metavar="SHA256",
                    help="pin the first trust policy of the history (see 'dvc-secure policy-id')")
@@ -309,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dvc_secure.cli.access import add_parsers as add_access_parsers
 
     add_access_parsers(sub)
+    from dvc_secure.cli.repair import add_parsers as add_repair_parsers
+
+    add_repair_parsers(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ from dvc_secure.services.demo_storage import (
     KINDS,
     OBJECT,
     REMOTE_INDEX,
+    UPLOAD_RECORD,
     StorageSurvey,
     survey_storage,
 )
@@ -206,6 +207,8 @@ def _scenario(d: _Demo, size_mib: int) -> None:
     d.ok("objects and manifests: ciphertext (magic DVCSEC) under hidden names of this keyring")
     d.ok("audit events: encrypted with the team's key, readable by members only")
     d.ok("remote index: lists only hidden names, sizes and ciphertext digests of stored files")
+    if counts.get(UPLOAD_RECORD):
+        d.ok("upload records: signed lists of hidden names, sizes and ciphertext digests")
     d.ok("no plaintext and no DVC object id (MD5) in any storage name or file")
     status = d.dvc("status", "-c")
     d.say("    " + status.stdout.strip().replace("\n", "\n    "))

@@ -25,17 +25,20 @@ from dvc_secure.core.audit.model import (
 from dvc_secure.core.format.audit_box import open_event
 from dvc_secure.core.format.names import reveal_name
 from dvc_secure.core.format.object_format import HEADER_LEN, ObjectHeader
+from dvc_secure.core.records.upload import UPLOAD_DIR, UploadRecord
 from dvc_secure.core.sidecar.remote_index import INDEX_DIR, parse_index
 from dvc_secure.errors import DvcSecureError
 
-OBJECT, MANIFEST, RUN_CACHE, AUDIT_EVENT, REMOTE_INDEX = (
-    "DVC object", "directory manifest", "run-cache entry", "audit event", "remote index")
+OBJECT, MANIFEST, RUN_CACHE, AUDIT_EVENT, REMOTE_INDEX, UPLOAD_RECORD = (
+    "DVC object", "directory manifest", "run-cache entry", "audit event", "remote index",
+    "upload record")
 ENCRYPTED_KINDS = (OBJECT, MANIFEST, RUN_CACHE)
-KINDS = (*ENCRYPTED_KINDS, AUDIT_EVENT, REMOTE_INDEX)
+KINDS = (*ENCRYPTED_KINDS, AUDIT_EVENT, REMOTE_INDEX, UPLOAD_RECORD)
 
 _DVC_OBJECT = re.compile(r"files/md5/[0-9a-f]{2}/[0-9a-f]{30}(?:\.dir)?")
 _MANIFEST = re.compile(r"secure/manifests/[0-9a-f]{64}")
 _INDEX = re.compile(re.escape(INDEX_DIR) + r"/([0-9a-f]{64})\.json")
+_UPLOAD = re.compile(re.escape(UPLOAD_DIR) + r"/([0-9a-f]{64})\.json")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ def survey_storage(storage: Path, *, name_key: bytes, data_keys: Mapping[int, by
     survey = StorageSurvey()
     digests: dict[str, tuple[int, str]] = {}
     indexes: list[tuple[str, bytes, str]] = []
+    uploads: list[tuple[str, bytes, str]] = []
     for path in sorted(p for p in storage.rglob("*") if p.is_file()):
         rel = path.relative_to(storage).as_posix()
         blob = path.read_bytes()
@@ -78,12 +82,15 @@ def survey_storage(storage: Path, *, name_key: bytes, data_keys: Mapping[int, by
         if rel.startswith(STORAGE_PREFIX + "/"):
             kind, what, problems = _audit_event(rel, blob, data_keys)
         elif rel.startswith("dvc-secure/"):
-            match = _INDEX.fullmatch(rel)
-            if match is None:
-                kind, what, problems = "", "", [f"{rel}: unknown kind of dvc-secure file"]
-            else:  # checked against the objects once all of them are known
+            match, upload = _INDEX.fullmatch(rel), _UPLOAD.fullmatch(rel)
+            if match is not None:  # checked against the objects once all of them are known
                 kind, what, problems = REMOTE_INDEX, match.group(1), []
                 indexes.append((rel, blob, match.group(1)))
+            elif upload is not None:
+                kind, what, problems = UPLOAD_RECORD, upload.group(1), []
+                uploads.append((rel, blob, upload.group(1)))
+            else:
+                kind, what, problems = "", "", [f"{rel}: unknown kind of dvc-secure file"]
         else:
             kind, what, problems = _encrypted_object(rel, blob, name_key)
         survey.problems += problems
@@ -92,6 +99,8 @@ def survey_storage(storage: Path, *, name_key: bytes, data_keys: Mapping[int, by
     encrypted = {f.rel for f in survey.of_kind(*ENCRYPTED_KINDS)}
     for rel, blob, digest in indexes:
         survey.problems += _remote_index(rel, blob, digest, digests, encrypted)
+    for rel, blob, digest in uploads:
+        survey.problems += _upload_record(rel, blob, digest, digests, encrypted)
     return survey
 
 
@@ -162,4 +171,23 @@ def _remote_index(rel: str, blob: bytes, digest: str, stored: Mapping[str, tuple
             problems.append(f"{rel} (remote index): lists {entry.path}, not an encrypted object here")
         elif stored[entry.path] != (entry.size, entry.sha256):
             problems.append(f"{rel} (remote index): {entry.path} differs from what it pins")
+    return problems
+
+
+def _upload_record(rel: str, blob: bytes, digest: str, stored: Mapping[str, tuple[int, str]],
+                   encrypted: Collection[str]) -> list[str]:
+    # plaintext by design (docs/spec/repair.md): content-addressed, and listing only what the
+    # storage already shows; its signature is what 'verify --remote' checks
+    if hashlib.sha256(blob).hexdigest() != digest:
+        return [f"{rel} (upload record): its name is not the SHA-256 of its content"]
+    try:
+        record = UploadRecord.from_bytes(blob, rel)
+    except DvcSecureError as exc:
+        return [f"{rel} (upload record): {exc.message}"]
+    problems = []
+    for entry in record.objects:
+        if entry.path not in encrypted:
+            problems.append(f"{rel} (upload record): lists {entry.path}, not an encrypted object here")
+        elif stored[entry.path][0] != entry.size:
+            problems.append(f"{rel} (upload record): {entry.path} differs in size from the record")
     return problems

@@ -36,6 +36,8 @@ class VerifyReport:
     # the verifier and reader after the walk: hooks verify a staged snapshot on top of them
     verifier: HistoryVerifier | None = field(default=None, repr=False, compare=False)
     reader: SnapshotReader | None = field(default=None, repr=False, compare=False)
+    # (first revision, sidecar) of every distinct sidecar in the verified revisions
+    sealed: list[tuple[str, Sidecar]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -66,9 +68,11 @@ def _trust_at(reader: SnapshotReader, commit: pygit2.Commit) -> Keyring | None:
 def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False,
                    remote: bool = False, deep: bool = False, jobs: int = 4,
                    use_cache: bool = True, root_policy: str | None = None,
-                   exclude: list[str] | None = None) -> VerifyReport:
+                   exclude: list[str] | None = None,
+                   remote_name: str | None = None) -> VerifyReport:
     """``exclude`` (commit ids, with a single ``rev``): verify every commit reachable from
-    ``rev`` but from none of them, e.g. what a push adds (pre-push hook)."""
+    ``rev`` but from none of them, e.g. what a push adds (pre-push hook). ``remote_name``:
+    the remote levels check that secure remote instead of each output's sealed one."""
     repo = open_repository(root)
     reader = SnapshotReader(repo)
     if all_revisions:
@@ -141,12 +145,13 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     if remote or deep:
         from dvc_secure.services.remote_check import RemoteChecker
 
-        checker = RemoteChecker(root / ".dvc", jobs=jobs)
+        checker = RemoteChecker(root / ".dvc", jobs=jobs, remote_name=remote_name)
         if remote:
             report.findings.extend(checker.check_remote(sealed.values()))
         if deep:
             report.findings.extend(checker.check_deep(sealed.values()))
     report.verifier, report.reader = verifier, reader
+    report.sealed = list(sealed.values())
     return report
 
 

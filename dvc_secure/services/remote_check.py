@@ -29,6 +29,7 @@ from dvc_secure.core.records.reencryption import (
     check_record,
     epoch_of_filename,
 )
+from dvc_secure.core.records.upload import Attestations, UploadTrust
 from dvc_secure.core.sidecar.model import SealedOutput, Sidecar
 from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_path, parse_index
 from dvc_secure.core.verification.engine import (
@@ -40,6 +41,7 @@ from dvc_secure.core.verification.engine import (
 )
 from dvc_secure.errors import DvcSecureError
 from dvc_secure.services.sealing import manifest_rel, object_rel
+from dvc_secure.services.upload_records import load_attestations, trust_of, trusted_keyring
 
 NOT_INDEXED = "output-not-indexed"
 INDEX_MISSING = "remote-index-missing"
@@ -150,12 +152,18 @@ class _Job:
 
 
 class RemoteChecker:
-    def __init__(self, dvc_dir: Path, jobs: int = 4) -> None:
+    """``remote_name``: check every sealed output on that secure remote (e.g. a backup)
+    instead of the remote it was sealed for."""
+
+    def __init__(self, dvc_dir: Path, jobs: int = 4, remote_name: str | None = None) -> None:
         self.dvc_dir = dvc_dir
         self.jobs = jobs
+        self.remote_name = remote_name
         self._remotes = SecureRemotes(dvc_dir)
         self._hashed: dict[tuple[str, str], StoredObject | None] = {}
         self._replacements: tuple[Replacements, list[Finding]] | None = None
+        self._attestations: dict[str, tuple[Attestations, list[str]]] = {}
+        self._trust: UploadTrust | str | None = None
 
     def replacements(self) -> tuple[Replacements, list[Finding]]:
         """Honoured re-encryption records (loaded on the first changed object only)."""
@@ -165,6 +173,59 @@ class RemoteChecker:
 
     def _fs(self, name: str) -> SecureFsspec:
         return self._remotes.get(name)
+
+    def remote_fs(self, name: str) -> SecureFsspec:
+        """The secure filesystem of remote ``name`` (opened once)."""
+        return self._remotes.get(name)
+
+    def remote_for(self, out: SealedOutput) -> str:
+        return self.remote_name or out.remote
+
+    def attestations(self, fs: SecureFsspec) -> tuple[Attestations, list[str]]:
+        """Usable upload records on ``fs`` (loaded on its first changed object only)."""
+        if fs.fsid not in self._attestations:
+            if self._trust is None:
+                try:
+                    self._trust = trust_of(trusted_keyring(self.dvc_dir))
+                except DvcSecureError as exc:
+                    self._trust = f"the keyring is not trusted: {exc.message}"
+            if isinstance(self._trust, str):
+                self._attestations[fs.fsid] = (Attestations(), [self._trust])
+            else:
+                self._attestations[fs.fsid] = load_attestations(fs, self._trust)
+        return self._attestations[fs.fsid]
+
+    def object_problem(self, remote: str, fs: SecureFsspec, expected: StoredObject,
+                       actual: StoredObject | None) -> tuple[str, str] | None:
+        """(finding code, text) when the stored object is not the pinned one, nor a recorded
+        re-encryption of it, nor a ciphertext a trusted writer recorded uploading there."""
+        if actual is None:
+            return OBJECT_MISSING, "is missing"
+        if actual.sha256 == expected.sha256 and actual.size == expected.size:
+            return None
+        if self._reencrypted(remote, expected, actual):
+            return None
+        accepted, ignored = self.attestations(fs)
+        if accepted.accepts(expected.path, actual.sha256, actual.size):
+            return None
+        # pushed again, then re-encrypted: a recorded re-encryption of a recorded upload
+        if any(self._reencrypted(remote, StoredObject(expected.path, 0, sha), actual)
+               for sha in accepted.digests(expected.path)):
+            return None
+        note = (f" ({len(ignored)} upload record(s) on remote '{remote}' ignored, e.g.: "
+                f"{ignored[0]})") if ignored else ""
+        if actual.size != expected.size:
+            return OBJECT_TRUNCATED, f"has {actual.size} bytes, sealed {expected.size}{note}"
+        return OBJECT_CORRUPTED, ("does not hash to the sealed ciphertext nor to one a writer "
+                                  f"recorded uploading (corrupted or replaced){note}")
+
+    def stored(self, fs: SecureFsspec, path: str) -> StoredObject | None:
+        return self._hash_stored(fs, path)
+
+    def read_index(self, fs: SecureFsspec, digest: str) -> list[StoredObject]:
+        """The remote index ``digest`` as stored on ``fs`` (FileNotFoundError, SidecarError)."""
+        with fs.inner.open(fs.storage_path(index_storage_path(digest)), "rb") as f:
+            return parse_index(f.read(), digest)
 
     # --- --remote ---------------------------------------------------------------------------
 
@@ -195,48 +256,40 @@ class RemoteChecker:
                                             "offline: its remote ciphertext is not pinned",
                                             f"dvc push, then seal a new version: dvc-secure seal {sc.metafile}"))
                     continue
-                fs = self._fs(out.remote)
+                remote = self.remote_for(out)
+                fs = self._fs(remote)
                 try:
-                    with fs.inner.open(fs.storage_path(index_storage_path(out.remote_index)), "rb") as f:
-                        entries = parse_index(f.read(), out.remote_index)
+                    entries = self.read_index(fs, out.remote_index)
                 except FileNotFoundError:
                     findings.append(Finding(rev, sc.metafile, INDEX_MISSING,
                                             f"the remote index of {out.path} (version {sc.version}) "
-                                            f"is missing from remote '{out.remote}'",
-                                            "re-push from a clone that has the data and re-seal"))
+                                            f"is missing from remote '{remote}'",
+                                            f"dvc-secure repair -r {remote} (copies it from another "
+                                            "secure remote that has it)"))
                     continue
                 except DvcSecureError as exc:
                     findings.append(Finding(rev, sc.metafile, INDEX_BAD, exc.message,
-                                            "restore the remote from a backup copy"))
+                                            f"dvc-secure repair -r {remote}"))
                     continue
-                work.extend((job, fs, e, out.remote) for e in entries)
+                work.extend((job, fs, e, remote) for e in entries)
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             results = list(pool.map(lambda w: (w, self._hash_stored(w[1], w[2].path)), work))
         reported: set[tuple[str, str, str]] = set()
         record_findings = False
-        for (job, _fs, expected, remote), actual in results:
+        for (job, fs, expected, remote), actual in results:
             key = (job.rev, job.dataset, expected.path)
             if key in reported:
                 continue
-            problem = None
-            if actual is None:
-                problem = (OBJECT_MISSING, "is missing")
-            elif actual.sha256 != expected.sha256 and self._reencrypted(remote, expected, actual):
+            if actual is not None and actual.sha256 != expected.sha256:
                 record_findings = True
-            elif actual.size != expected.size:
-                record_findings = True
-                problem = (OBJECT_TRUNCATED, f"has {actual.size} bytes, sealed {expected.size}")
-            elif actual.sha256 != expected.sha256:
-                record_findings = True
-                problem = (OBJECT_CORRUPTED, "does not hash to the sealed ciphertext (corrupted "
-                           "or replaced)")
+            problem = self.object_problem(remote, fs, expected, actual)
             if problem:
                 reported.add(key)
                 findings.append(Finding(job.rev, job.dataset, problem[0],
                                         f"stored object {expected.path} of output {job.output} "
-                                        f"{problem[1]}",
-                                        "push it again from a clone whose cache has it "
-                                        "(dvc push), or restore it from a backup remote"))
+                                        f"on remote '{remote}' {problem[1]}",
+                                        f"dvc-secure repair -r {remote} (pushes it again from a "
+                                        "clone whose cache has it, or says which remote has it)"))
         if record_findings:
             findings.extend(self.replacements()[1])
         return findings
@@ -265,7 +318,7 @@ class RemoteChecker:
         for rev, sc in sealed:
             for out in sc.outputs:
                 job = _Job(rev, sc.metafile, out.path)
-                fs = self._fs(out.remote)
+                fs = self._fs(self.remote_for(out))
                 if out.is_dir:
                     try:
                         files = self._manifest(fs, out)

@@ -318,6 +318,7 @@ class RemoteIndexer:
                 "'verify --remote' then reports the version as not indexed)",
             )
         digest, data = build_index(objects)
+        _atomic_write(kept_index_path(self._dvc_dir, digest), data)  # for dvc-secure repair
         path = fs.storage_path(index_storage_path(digest))
         if not fs.inner.exists(path):
             fs.inner.upload_fobj(io.BytesIO(data), path)
@@ -344,6 +345,11 @@ def bind_journal(dvc_dir: Path, name: str, fs: SecureFsspec) -> None:
 def pending_index_path(dvc_dir: Path, digest: str) -> Path:
     """Where a remote index built from the journal waits for the pre-push hook."""
     return dvc_dir / "cache" / "secure" / "indexes" / digest
+
+
+def kept_index_path(dvc_dir: Path, digest: str) -> Path:
+    """This clone's copy of a remote index it built (``dvc-secure repair`` restores from it)."""
+    return dvc_dir / "cache" / "secure" / "remote-indexes" / digest
 
 
 class JournalIndexer:
@@ -378,6 +384,7 @@ class JournalIndexer:
             objects.append(stored)
         digest, data = build_index(objects)
         _atomic_write(pending_index_path(self._dvc_dir, digest), data)
+        _atomic_write(kept_index_path(self._dvc_dir, digest), data)
         return digest
 
     def close(self) -> None:

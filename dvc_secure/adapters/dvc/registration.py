@@ -177,7 +177,10 @@ def patch_fs_module(module: ModuleType) -> None:
         return {
             **remote_conf,
             "secure_inner": dict(base),
-            "secure_dvc_dir": getattr(config, "dvc_dir", None),
+            # the clone's real .dvc directory: for an older revision (dvc push --all-commits)
+            # ``dvc_dir`` is a path inside git's tree ("/.dvc"), where no keyring lies
+            "secure_dvc_dir": getattr(config, "local_dvc_dir", None)
+            or getattr(config, "dvc_dir", None),
         }
 
     setattr(_resolve_remote_refs, _MARK, True)

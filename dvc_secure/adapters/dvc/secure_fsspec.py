@@ -348,7 +348,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             epoch=keys.keyset.current_epoch,
             object_id=rel.encode(),
             signer=keys.signer(),
-            digest_ciphertext=self.journal is not None,
+            digest_ciphertext=True,  # same pass; for the journal and the upload record
         )
         target = self.object_path(rel)
         self._ensure_root()
@@ -365,9 +365,12 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         if seal is None:
             raise DvcSecureError(f"upload of '{rel}' ended before the object was complete")
         service_hooks.count("up", seal.plaintext_size)
-        if self.journal is not None and seal.ciphertext_sha256 is not None:
-            self.journal.record(self.fsid, rel, StoredObject(
-                self.storage_rel(target), seal.ciphertext_size, seal.ciphertext_sha256.hex()))
+        if seal.ciphertext_sha256 is not None:
+            stored = StoredObject(self.storage_rel(target), seal.ciphertext_size,
+                                  seal.ciphertext_sha256.hex())
+            if self.journal is not None:
+                self.journal.record(self.fsid, rel, stored)
+            service_hooks.uploaded(self, stored)
         return seal
 
     def _remove_partial(self, target: str, complete_size: int | None, existed: bool | None) -> None:

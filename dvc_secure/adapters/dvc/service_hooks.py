@@ -7,7 +7,8 @@ loads the plugin:
 - ``sealed_objects``: the DVC object ids that sealed versions on any branch or tag still
   need, so ``dvc gc -c`` keeps them (the pins);
 - ``transfers_done``: called once at the end of a process that moved objects through a
-  secure remote, with the per-process counters (the push/pull audit event).
+  secure remote, with the per-process counters (the push/pull audit event) and the
+  ciphertexts it stored (the signed upload records, docs/spec/repair.md).
 
 Unconnected, the pins fail closed (``gc -c`` is refused) and no audit event is recorded.
 """
@@ -40,6 +41,8 @@ class TransferStats:
     failures: int = 0
     dvc_dirs: list[str] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)  # LazyRepoKeys of the remotes opened
+    # (secure filesystem, StoredObject) of every upload not yet in a signed upload record
+    stored: list[tuple[Any, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def loaded_identity(self) -> Any:
@@ -100,6 +103,19 @@ def count(direction: str, nbytes: int, ok: bool = True) -> None:
         else:
             STATS.downloads += 1
             STATS.download_bytes += nbytes
+
+
+def uploaded(fs: Any, stored: Any) -> None:
+    """``fs`` stored a ciphertext (a StoredObject): it goes into the next upload record."""
+    with STATS.lock:
+        STATS.stored.append((fs, stored))
+
+
+def take_uploads() -> list[tuple[Any, Any]]:
+    """Uploads not yet recorded (and forget them: each is recorded once)."""
+    with STATS.lock:
+        out, STATS.stored[:] = list(STATS.stored), []
+    return out
 
 
 def failures_counted(method: F) -> F:

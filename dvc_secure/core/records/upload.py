@@ -1,0 +1,222 @@
+"""Upload records: a writer's signed list of the ciphertexts it stored on a secure remote
+(docs/spec/repair.md).
+
+Pure model: parse, canonicalise, sign, check against a keyring's trust, and answer "is
+this stored ciphertext one that a trusted writer uploaded under this storage path?".
+``verify --remote`` uses it to accept an object whose bytes differ from the sidecar's pin
+because it was pushed again (repair, a re-seeded or backup remote), and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dvc_secure.core.format.primitives import SigningKeyPair, valid_signers
+from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.errors import UploadRecordError
+
+RECORD_FORMAT = "dvc-secure-upload-record"
+RECORD_VERSION = 1
+SIGN_LABEL = b"dvc-secure/v1/upload-record-signature\x00"
+UPLOAD_DIR = "dvc-secure/uploads"  # relative to the secure remote's storage root
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_KEYID = re.compile(r"[0-9a-f]{16}")
+_KEYRING_ID = re.compile(r"[0-9a-f]{32}")
+_HINT = "ignore it; 'dvc-secure repair' pushes the objects again and writes a valid record"
+MAX_SIZE = (1 << 63) - 1
+
+
+def record_storage_path(digest: str) -> str:
+    """Where a record whose file bytes hash to ``digest`` is stored (storage-root relative)."""
+    return f"{UPLOAD_DIR}/{digest}.json"
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _bad(where: str, what: str) -> UploadRecordError:
+    return UploadRecordError(f"upload record {where}: {what}", hint=_HINT)
+
+
+def clean_path(path: str) -> bool:
+    """A storage path as remote indexes list it: relative, no empty, '.' or '..' parts."""
+    return bool(path) and not path.startswith("/") and not any(
+        p in ("", ".", "..") for p in path.split("/"))
+
+
+@dataclass(frozen=True, order=True)
+class UploadedObject:
+    """One stored ciphertext: where it lies in the storage and what its bytes are."""
+
+    path: str  # relative to the secure remote's storage root (the hidden name)
+    sha256: str  # of the ciphertext
+    size: int  # ciphertext bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> UploadedObject:
+        if not isinstance(d, dict):
+            raise _bad(where, "an object entry must be a JSON object")
+        unknown = set(d) - {"path", "sha256", "size"}
+        if unknown:
+            raise _bad(where, f"an object entry has unknown fields {sorted(unknown)}")
+        path = d.get("path")
+        if not isinstance(path, str) or not clean_path(path):
+            raise _bad(where, f"object path {path!r} is not a clean relative path")
+        sha = d.get("sha256")
+        if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+            raise _bad(where, "'sha256' must be 64 lowercase hex digits")
+        size = d.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+            raise _bad(where, f"'size' must be an integer in 0..{MAX_SIZE}")
+        return cls(path, sha, size)
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    keyring_id: str
+    epoch: int  # the key epoch the listed objects were encrypted under
+    created: str
+    objects: tuple[UploadedObject, ...]
+    signatures: tuple[tuple[str, str], ...] = ()
+    unknown: tuple[tuple[str, Any], ...] = field(default=())
+
+    def signed_dict(self) -> dict[str, Any]:
+        return {**dict(self.unknown), "format": RECORD_FORMAT, "version": RECORD_VERSION,
+                "keyring_id": self.keyring_id, "epoch": self.epoch, "created": self.created,
+                "objects": [o.to_dict() for o in sorted(self.objects)]}
+
+    def canonical_bytes(self) -> bytes:
+        return _canonical(self.signed_dict())
+
+    def to_bytes(self) -> bytes:
+        doc = {"signed": self.signed_dict(),
+               "signatures": [{"keyid": k, "sig": s} for k, s in self.signatures]}
+        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+
+    @property
+    def file_digest(self) -> str:
+        """SHA-256 of the file bytes: the record's storage name."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    def sign(self, key: SigningKeyPair) -> UploadRecord:
+        sig = base64.b64encode(key.sign(SIGN_LABEL + self.canonical_bytes())).decode()
+        keyid = key_fingerprint(key.public)
+        others = tuple((k, s) for k, s in self.signatures if k != keyid)
+        return UploadRecord(self.keyring_id, self.epoch, self.created,
+                            tuple(sorted(self.objects)), (*others, (keyid, sig)), self.unknown)
+
+    def valid_signers(self, keys: Mapping[str, bytes]) -> list[str]:
+        return valid_signers(self.signatures, keys, SIGN_LABEL + self.canonical_bytes())
+
+    @classmethod
+    def create(cls, keyring_id: str, epoch: int, created: str,
+               objects: Iterable[UploadedObject]) -> UploadRecord:
+        """An unsigned record; the same path listed twice keeps the last-written bytes."""
+        by_path: dict[str, UploadedObject] = {}
+        for o in objects:
+            by_path[o.path] = o
+        return cls(keyring_id, epoch, created, tuple(sorted(by_path.values())))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> UploadRecord:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            raise _bad(where, "is not valid JSON") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
+            raise _bad(where, "top level must be {'signed': ..., 'signatures': [...]}")
+        s = doc["signed"]
+        if s.get("format") != RECORD_FORMAT:
+            raise _bad(where, f"'format' is not '{RECORD_FORMAT}'")
+        version = s.get("version")
+        if version != RECORD_VERSION or isinstance(version, bool):
+            raise UploadRecordError(f"upload record {where}: version {version!r} is not supported",
+                                    hint="upgrade dvc-secure")
+        keyring_id = s.get("keyring_id")
+        if not isinstance(keyring_id, str) or not _KEYRING_ID.fullmatch(keyring_id):
+            raise _bad(where, "'keyring_id' must be 32 lowercase hex digits")
+        epoch = s.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or not 1 <= epoch < (1 << 32):
+            raise _bad(where, "'epoch' must be an integer in 1..2^32-1")
+        created = s.get("created")
+        if not isinstance(created, str):
+            raise _bad(where, "'created' must be a string")
+        objects = s.get("objects")
+        if not isinstance(objects, list):
+            raise _bad(where, "'objects' must be a list")
+        entries = tuple(UploadedObject.from_dict(o, where) for o in objects)
+        if len({e.path for e in entries}) != len(entries):
+            raise _bad(where, "a storage path is listed twice")
+        sigs = doc.get("signatures")
+        if not isinstance(sigs, list) or not all(
+                isinstance(x, dict) and isinstance(x.get("keyid"), str)
+                and _KEYID.fullmatch(x["keyid"]) and isinstance(x.get("sig"), str) for x in sigs):
+            raise _bad(where, "'signatures' must be a list of {keyid, sig}")
+        known = {"format", "version", "keyring_id", "epoch", "created", "objects"}
+        return cls(keyring_id=keyring_id, epoch=epoch, created=created,
+                   objects=tuple(sorted(entries)),
+                   signatures=tuple((x["keyid"], x["sig"]) for x in sigs),
+                   unknown=tuple(sorted((k, v) for k, v in s.items() if k not in known)))
+
+
+class UploadTrust:
+    """What checking a record needs from the keyring: its id, epochs, and who may sign
+    objects of which epoch (current writers/admins: any; former writers: up to their last)."""
+
+    def __init__(self, keyring_id: str, epochs: Iterable[int], writers: Mapping[str, bytes],
+                 former: Mapping[str, tuple[bytes, int]] | None = None) -> None:
+        self.keyring_id = keyring_id
+        self.epochs = frozenset(epochs)
+        self.writers = dict(writers)
+        self.former = dict(former or {})
+
+    def keys_for_epoch(self, epoch: int) -> dict[str, bytes]:
+        keys = {k: pub for k, (pub, last) in self.former.items() if epoch <= last}
+        keys.update(self.writers)
+        return keys
+
+
+def check_record(record: UploadRecord, trust: UploadTrust, where: str) -> list[str]:
+    """Why ``record`` may not be used (empty: it may). Its storage name is not trusted."""
+    problems = []
+    if record.keyring_id != trust.keyring_id:
+        problems.append(f"{where} belongs to another keyring")
+    if record.epoch not in trust.epochs:
+        problems.append(f"{where} is for epoch {record.epoch}, which the keyring does not have")
+    elif not record.valid_signers(trust.keys_for_epoch(record.epoch)):
+        problems.append(f"{where} has no valid signature by a writer or admin trusted for "
+                        f"epoch {record.epoch}")
+    return problems
+
+
+class Attestations:
+    """Stored ciphertexts vouched for by usable upload records: path -> {(sha256, size)}."""
+
+    def __init__(self, records: Iterable[UploadRecord] = ()) -> None:
+        self._map: dict[str, set[tuple[str, int]]] = {}
+        for record in records:
+            self.add(record)
+
+    def add(self, record: UploadRecord) -> None:
+        for o in record.objects:
+            self._map.setdefault(o.path, set()).add((o.sha256, o.size))
+
+    def __bool__(self) -> bool:
+        return bool(self._map)
+
+    def accepts(self, path: str, sha256: str, size: int) -> bool:
+        return (sha256, size) in self._map.get(path, ())
+
+    def digests(self, path: str) -> list[str]:
+        """Every recorded ciphertext digest of ``path`` (a re-encryption may start there)."""
+        return sorted({sha for sha, _size in self._map.get(path, ())})
