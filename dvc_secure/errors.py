@@ -76,6 +76,10 @@ class ReencryptionError(ConfigurationError):
     """Re-encryption under a new epoch could not complete; it can be resumed."""
 
 
+class IncidentRecordError(ConfigurationError):
+    """An incident record (.dvc/secure/incidents/) is malformed or not validly signed."""
+
+
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
 

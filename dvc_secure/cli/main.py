@@ -288,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     from dvc_secure.cli.access import add_parsers as add_access_parsers
 
     add_access_parsers(sub)
+    from dvc_secure.cli.governance import add_parsers as add_governance_parsers
+
+    add_governance_parsers(sub)
+    from dvc_secure.cli.governance import add_audit_parsers
+
+    add_audit_parsers(sub)
     return parser
 
 
