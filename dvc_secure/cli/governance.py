@@ -164,7 +164,7 @@ def cmd_incident(args: argparse.Namespace) -> int:
     if report.events_error:
         print(f"dvc-secure incident: the audit trail could not be read ({report.events_error}); "
               "'did read' is incomplete", file=sys.stderr)
-    if report.record_path is not None:
+    if report.record is not None:
         print(NEXT_STEP.format(what=f"incident {report.record.incident_id}"), file=sys.stderr)
     return EXIT_OK
 

@@ -93,7 +93,7 @@ def exposures(root: Path, epochs: list[int]) -> tuple[list[Exposure], list[Findi
     from dvc_secure.services.current_revisions import current_tips
     from dvc_secure.services.history_check import verify_history
 
-    report = verify_history(root, rev="HEAD")
+    report = verify_history(root, rev="HEAD", use_cache=False)
     problems = blocking(report.findings)
     if problems:
         return [], problems

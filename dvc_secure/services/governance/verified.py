@@ -50,7 +50,9 @@ def verified_revision(root: Path, rev: str | None = None) -> VerifiedRevision:
     if ".." in spec:
         raise ConfigurationError(f"--rev {spec!r}: a report is about one revision, not a range",
                                  hint="give one commit, branch or tag")
-    report = verify_history(root, rev=spec)
+    # no verify cache: with it, a revision below a cached descendant is hidden from the walk
+    # (``verify --rev HEAD~1`` after ``verify`` reports 0 revisions); reports walk it all
+    report = verify_history(root, rev=spec, use_cache=False)
     reader = report.reader
     if reader is None or not report.revisions:
         raise ConfigurationError(f"revision '{spec}' has no commits to report on",
