@@ -16,7 +16,8 @@ from typing import Any
 from dvc_secure.core.governance.inventory import Inventory
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
-# the @context of the Croissant 1.0 specification, verbatim
+# the @context of Croissant 1.0 as the specification's example datasets and the reference
+# implementation (mlcroissant) write it
 CONTEXT: dict[str, Any] = {
     "@language": "en",
     "@vocab": "https://schema.org/",
@@ -28,6 +29,7 @@ CONTEXT: dict[str, Any] = {
     "data": {"@id": "cr:data", "@type": "@json"},
     "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
     "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
     "examples": {"@id": "cr:examples", "@type": "@json"},
     "extract": "cr:extract",
     "field": "cr:field",
@@ -47,6 +49,7 @@ CONTEXT: dict[str, Any] = {
     "regex": "cr:regex",
     "repeated": "cr:repeated",
     "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
     "sc": "https://schema.org/",
     "separator": "cr:separator",
     "source": "cr:source",
@@ -105,7 +108,7 @@ def to_croissant(inv: Inventory, name: str,
         "description": (f"{len(inv.datasets)} sealed dataset(s) at git revision {inv.revision}, "
                         "from verified dvc-secure sidecars: "
                         + ", ".join(ds.metafile for ds in inv.datasets)),
-        "version": inv.revision[:12],
+        "identifier": inv.revision,
         "distribution": distribution,
     }
     if owners:

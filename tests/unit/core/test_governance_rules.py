@@ -243,3 +243,20 @@ def test_croissant_document_has_the_required_fields() -> None:
     broken = {**doc, "distribution": [{**files[0], "sha256": None}]}
     assert required_problems(broken) == ["distribution[0]: FileObject needs contentUrl and sha256/md5"]
     assert "conformsTo" in required_problems({**doc, "conformsTo": "x"})[0]
+
+
+def test_croissant_document_validates_with_mlcroissant(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    mlc = pytest.importorskip("mlcroissant")
+    ring = Keyring.create(ALICE, "alice", "2026-01-01")
+    inv = build_inventory("r" * 40, [_sidecar(1)], ring, {}, "2026-03-01T00:00:00Z",
+                          dt.date(2026, 3, 1))
+    doc = to_croissant(inv, "repo@abc", {("data/train.dvc", "train"): (
+        ("a.csv", "a" * 64, 10), ("img/b.png", "b" * 64, 5))})
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(doc))
+    assert len(mlc.Dataset(jsonld=str(good)).metadata.distribution) == 3
+    doc["distribution"][1].pop("sha256")  # a FileObject without a checksum is an error
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(mlc.ValidationError):
+        mlc.Dataset(jsonld=str(bad))
