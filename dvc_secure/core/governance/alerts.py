@@ -7,7 +7,8 @@ Rules, each over events in time order with the history before them as baseline:
 - ``volume-spike``: a pull moves more than ``factor`` times the median of the member's
   own earlier pulls (needs ``min_history`` earlier pulls and at least ``min_bytes``);
 - ``revoked-or-expired-key``: a pull or push by a member after a ``revoke`` event named
-  them (and no later ``grant`` did), or after the last day of their grant;
+  them, or a ``rotate`` event dropped them (and no later ``grant`` did), or after the last
+  day of their grant;
 - ``outside-window``: a push, pull or seal outside the configured days and hours.
 """
 
@@ -32,6 +33,7 @@ FIRST_PULL, VOLUME, REVOKED_KEY, WINDOW = (
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _OFFSET = re.compile(r"([+-])([01]\d|2[0-3]):([0-5]\d)")
+_DROPPED = re.compile(r"dropped '([^']+)'")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,14 @@ def covered(targets: Sequence[str], metafiles: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
+def dropped_members(event: AuditEvent) -> list[str]:
+    """Members a ``rotate`` event says it dropped (their grant had expired)."""
+    summary = event.details.get("summary")
+    lines = summary if isinstance(summary, list) else []
+    return [m.group(1) for line in lines if isinstance(line, str)
+            for m in [_DROPPED.match(line)] if m]
+
+
 def _bytes(event: AuditEvent) -> int | None:
     b = event.details.get("bytes")
     return b if isinstance(b, int) and not isinstance(b, bool) else None
@@ -136,6 +146,9 @@ def evaluate(events: Sequence[AuditEvent], classification: Mapping[str, str],
             name = changed_member(ev)
             if name:
                 st.last_change[name] = (ev.action, ev.time)
+        elif ev.action == "rotate":  # "dropped 'bob' (grant expired)": as good as a revoke
+            for name in dropped_members(ev):
+                st.last_change[name] = ("revoke", ev.time)
         if ev.action in ("push", "pull"):
             change = st.last_change.get(ev.actor_name)
             if change is not None and change[0] == "revoke":

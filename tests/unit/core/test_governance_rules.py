@@ -93,6 +93,11 @@ def test_revoked_or_expired_key_fires_only_after_the_revocation_or_expiry() -> N
     regrant = event(ALICE, "alice", "grant", "2026-03-05T12:00:00Z", [], seq=2,
                     summary=["granted 'bob' the role reader (keys of every epoch)"])
     assert A.evaluate([before, revoke, regrant, after], CLASSES, MEMBERS, QUIET) == []
+    rotate = event(ALICE, "alice", "rotate", "2026-03-05T09:00:00Z", [],
+                   summary=["new key epoch 3, wrapped to 1 member(s)",
+                            "dropped 'bob' (grant expired)"])
+    got = A.evaluate([before, rotate, after], CLASSES, MEMBERS, QUIET)
+    assert [(a.rule, a.time) for a in got] == [(A.REVOKED_KEY, "2026-03-06T10:00:00Z")]
     expiring = {**MEMBERS, BOB.signing_key: A.MemberStatus("bob", "2026-03-05")}
     got = A.evaluate([before, after], CLASSES, expiring, QUIET)
     assert [(a.rule, a.time) for a in got] == [(A.REVOKED_KEY, "2026-03-06T10:00:00Z")]
