@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,7 @@ def test_audit_export_and_alerts_on_a_real_trail(make_secure_repo, tmp_path: Pat
     # revoked, bob pulls again from his old clone: his key still signs an event
     repo.secure("revoke", "bob")
     commit_keyring(repo, "revoke bob")
+    time.sleep(1.1)  # event times have one-second resolution: the pull comes strictly after
     shutil.rmtree(clone / ".dvc" / "cache")
     bob.dvc("pull", "-q", cwd=clone)
     fired = json.loads(repo.secure("audit", "alerts", "--json", check=False).stdout)["alerts"]
