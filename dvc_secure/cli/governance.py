@@ -102,7 +102,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 def cmd_overlap(args: argparse.Namespace) -> int:
     from dvc_secure.services.governance.overlap import overlap
 
-    result = overlap(_root(), args.datasets, rev=args.rev, include_empty=args.include_empty)
+    result = overlap(_root(), args.datasets, rev=args.rev, include_empty=args.include_empty,
+                     workspace=args.workspace)
     if result.findings:
         bad = sorted({f.rev for f in result.findings})
         _print_findings("overlap", ", ".join(r[:12] for r in bad), result.findings)
@@ -212,6 +213,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("datasets", nargs="*", metavar="TARGET",
                    help="datasets (metafiles or paths), optionally PATH@REV")
     p.add_argument("--rev", metavar="REV", help="revision for targets without @REV (default: HEAD)")
+    p.add_argument("--workspace", action="store_true",
+                   help="read the sidecars of the working tree (pre-commit hooks): validly "
+                   "signed and bound, without the history rules of 'verify'")
     p.add_argument("--include-empty", action="store_true",
                    help="also report empty files (identical by definition; skipped by default)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -189,6 +189,26 @@ def test_overlap_finds_a_file_copied_from_train_into_test(splits_repo) -> None: 
     assert repo.secure("overlap", check=False).returncode == 1
 
 
+def test_overlap_workspace_checks_what_is_about_to_be_committed(splits_repo) -> None:  # type: ignore[no-untyped-def]
+    repo, _bob = splits_repo
+    (repo.root / "data" / "test" / "copied.png").write_bytes(TRAIN["img/c.png"])
+    repo.dvc("add", "-q", "data/test")
+    repo.dvc("push", "-q")
+    repo.secure("seal", "data/test.dvc")  # sealed, not committed: the pre-commit moment
+    assert repo.secure("overlap", "data/train.dvc", "data/test.dvc").returncode == 0  # HEAD
+    proc = repo.secure("overlap", "--workspace", "data/train.dvc", "data/test.dvc", "--json",
+                       check=False)
+    assert proc.returncode == 1
+    (found,) = json.loads(proc.stdout)["overlaps"]
+    assert [f["path"] for f in found["files"]] == ["data/test/copied.png", "data/train/img/c.png"]
+    # a hand-edited sidecar in the working tree is not trusted
+    seal = repo.root / "data" / "test.dvc.seal"
+    seal.write_text(seal.read_text().replace('"internal"', '"public"'))
+    proc = repo.secure("overlap", "--workspace", "data/train.dvc", "data/test.dvc", check=False)
+    assert proc.returncode == 1 and "bad-signature" in proc.stderr
+    assert "OVERLAP" not in proc.stdout
+
+
 def test_overlap_without_splits_config_is_a_usage_error(splits_repo) -> None:  # type: ignore[no-untyped-def]
     repo, _bob = splits_repo
     proc = repo.secure("overlap", check=False)
