@@ -11,7 +11,7 @@ Mapping (docs/governance.md, "audit export"):
 | reencrypt | File System Activity (1001) | Encrypt (10) |
 | grant | Account Change (3001) | Attach Policy (7) |
 | revoke | Account Change (3001) | Detach Policy (8) |
-| rotate, approve, threshold | Account Change (3001) | Other (99) |
+| rotate, approve, threshold, incident | Account Change (3001) | Other (99) |
 | anything else | File System Activity (1001) | Other (99) |
 
 Only what the signed event says goes out: who (name, key fingerprint), what, which
@@ -43,6 +43,7 @@ MAPPING: dict[str, tuple[int, int, str]] = {
     "rotate": (ACCOUNT_CHANGE, 99, "Other"),
     "approve": (ACCOUNT_CHANGE, 99, "Other"),
     "threshold": (ACCOUNT_CHANGE, 99, "Other"),
+    "incident": (ACCOUNT_CHANGE, 99, "Other"),  # `dvc-secure incident --contain`
 }
 _QUOTED = re.compile(r"'([^']+)'")
 

@@ -158,6 +158,10 @@ def test_ocsf_pull_and_revoke_carry_the_required_fields() -> None:
                            summary=["revoked 'bob' (reader)"]), Signer("alice", "admin"), "9.9")
     assert (revoke["class_uid"], revoke["category_uid"], revoke["type_uid"]) == (3001, 3, 300108)
     assert revoke["user"] == {"name": "bob"}
+    incident = to_ocsf(event(ALICE, "alice", "incident", "2026-03-05T09:01:00Z", [],
+                             member="bob", id="20260305T090100Z-0a1b2c3d"), None, "9.9")
+    assert (incident["type_uid"], incident["user"]) == (300199, {"name": "bob"})
+    assert "file" not in incident and "actor" in incident
 
 
 # --- overlap ----------------------------------------------------------------------------------
