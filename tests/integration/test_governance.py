@@ -94,6 +94,10 @@ def test_inventory_lists_each_sealed_dataset_from_verified_records(splits_repo) 
                                     "epochs": [1]}
     assert train["size"] == sum(len(c) for c in TRAIN.values()) and train["files"] == 3
     assert train["last_sealed"]["version"] == 1 and train["last_sealed"]["signer"] == "alice"
+    assert train["recipients_not_intended"] == []
+    # data/test.dvc was sealed before bob joined: its intended readers are ["alice"] only
+    assert by_name["data/test.dvc"]["intended_readers"] == ["alice"]
+    assert by_name["data/test.dvc"]["recipients_not_intended"] == ["bob"]
     assert by_name["data/test.dvc"]["retention"]["delete_after"] is None
     assert by_name["data/test.dvc"]["files"] == 2
 

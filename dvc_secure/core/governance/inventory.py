@@ -86,6 +86,14 @@ class DatasetRecord:
     sidecar_digest: str
     outputs: tuple[dict[str, Any], ...] = field(default=())
 
+    @property
+    def not_intended(self) -> list[str]:
+        """Members who can decrypt the dataset but are not among its intended readers
+        (empty when the sidecar names no intended readers)."""
+        if not self.intended_readers:
+            return []
+        return [r.name for r in self.recipients if r.name not in self.intended_readers]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.metafile,
@@ -94,6 +102,7 @@ class DatasetRecord:
             "owner": self.owner,
             "intended_readers": list(self.intended_readers),
             "recipients": [r.to_dict() for r in self.recipients],
+            "recipients_not_intended": self.not_intended,
             "retention": {"delete_after": self.delete_after, "hold": self.hold},
             "locations": [loc.to_dict() for loc in self.locations],
             "key_custody": {"description": self.key_custody, "epochs": list(self.key_epochs)},
