@@ -178,7 +178,8 @@ def _print_incident(report: Any) -> None:
     print(f"could read: {len(report.exposures)} sealed dataset version(s)")
     for e in report.exposures:
         print(f"  {e.metafile} v{e.version} ({e.classification}), epoch(s) "
-              f"{', '.join(map(str, e.key_epochs))}, sidecar {e.sidecar_digest[:16]}")
+              f"{', '.join(map(str, e.key_epochs))}, sealed in {e.revision[:10]}, "
+              f"sidecar {e.sidecar_digest[:16]}")
     print(f"did (per the verified audit trail): {len(report.events)} event(s)")
     for ev in report.events:
         print(f"  {ev.time} {ev.action} {', '.join(ev.datasets) or '-'} "

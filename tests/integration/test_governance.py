@@ -302,8 +302,10 @@ def test_incident_lists_what_the_member_could_read_and_contain_locks_them_out(
     bob = Person(repo, tmp_path, "bob")
     grant_reader_with_key(repo, bob, "--current-only")
     add_and_push(repo, "new.txt", b"epoch 2: bob can read this\n")
+    first = repo.git("rev-parse", "HEAD").stdout.strip()
     repo.secure("seal", "new.txt.dvc", "--classification", "restricted")
     repo.git("commit", "-q", "-am", "classify new.txt")
+    second = repo.git("rev-parse", "HEAD").stdout.strip()
     clone = reader_clone(repo, bob, tmp_path)
     bob.dvc("pull", "-q", "new.txt.dvc", cwd=clone)
 
@@ -312,6 +314,7 @@ def test_incident_lists_what_the_member_could_read_and_contain_locks_them_out(
     assert doc["key_epochs"] == [2]
     assert [(e["metafile"], e["version"], e["classification"]) for e in doc["could_read"]] == [
         ("new.txt.dvc", 1, "confidential"), ("new.txt.dvc", 2, "restricted")]
+    assert [e["revision"] for e in doc["could_read"]] == [first, second]
     (did,) = doc["did_read"]
     assert did["action"] == "pull" and did["datasets"] == ["new.txt.dvc"]
     assert doc["contained"] is False

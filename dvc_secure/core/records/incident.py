@@ -27,6 +27,7 @@ _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _KEYID = re.compile(r"[0-9a-f]{16}")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _CLASSES = ("public", "internal", "confidential", "restricted")
 
 
@@ -68,11 +69,12 @@ class Exposure:
     classification: str
     key_epochs: tuple[int, ...]
     sidecar_digest: str
+    revision: str  # the first commit (git history order) holding this sidecar version
 
     def to_dict(self) -> dict[str, Any]:
         return {"metafile": self.metafile, "version": self.version,
                 "classification": self.classification, "key_epochs": list(self.key_epochs),
-                "sidecar_digest": self.sidecar_digest}
+                "sidecar_digest": self.sidecar_digest, "revision": self.revision}
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Exposure:
@@ -87,7 +89,8 @@ class Exposure:
         if version < 1:
             raise _bad(where, "version must be >= 1")
         return cls(_get(d, "metafile", str, where), version, cls_, tuple(epochs),
-                   _match(_HEX64, _get(d, "sidecar_digest", str, where), where, "sidecar_digest"))
+                   _match(_HEX64, _get(d, "sidecar_digest", str, where), where, "sidecar_digest"),
+                   _match(_COMMIT, _get(d, "revision", str, where), where, "revision"))
 
 
 @dataclass(frozen=True)

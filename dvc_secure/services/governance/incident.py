@@ -100,20 +100,20 @@ def exposures(root: Path, epochs: list[int]) -> tuple[list[Exposure], list[Findi
     repo = open_repository(root)
     reader = report.reader if report.reader is not None else SnapshotReader(repo)
     held = set(epochs)
-    found: dict[str, Sidecar] = {}
+    found: dict[str, tuple[Sidecar, str]] = {}  # digest -> (sidecar, first commit)
     tips = current_tips(repo)
-    for commit in reader.ancestry(tips) if tips else []:
+    for commit in reader.ancestry(tips) if tips else []:  # parents first
         for path, blob in reader.files_at(commit).items():
             if path.endswith(SIDECAR_SUFFIX):
                 parsed = reader.parse_blob("sidecar", blob, path)
                 if isinstance(parsed.value, Sidecar):
-                    found.setdefault(parsed.value.digest, parsed.value)
+                    found.setdefault(parsed.value.digest, (parsed.value, str(commit.id)))
     out = []
-    for sc in found.values():
+    for sc, first in found.values():
         sealed = sorted({o.key_epoch for o in sc.outputs} & held)
         if sealed:
             out.append(Exposure(sc.metafile, sc.version, sc.access.classification,
-                                tuple(sealed), sc.digest))
+                                tuple(sealed), sc.digest, first))
     return sorted(out, key=lambda e: (e.metafile, e.version)), []
 
 
