@@ -191,6 +191,31 @@ def _print_incident(report: Any) -> None:
         print(f"incident record: {report.record_path} (signed)")
 
 
+def cmd_incidents(args: argparse.Namespace) -> int:
+    from dvc_secure.services.governance.incident import check_records
+
+    root = _root()
+    checks = check_records(root)
+    if args.json:
+        print(json.dumps({"ok": all(c.ok for c in checks), "records": [
+            {"path": c.path.relative_to(root).as_posix(), "ok": c.ok, "problem": c.problem,
+             "signed_by": list(c.signers),
+             "record": c.record.signed_dict() if c.record is not None else None}
+            for c in checks]}, indent=2, sort_keys=True))
+    else:
+        for c in checks:
+            if c.record is None or not c.ok:
+                print(f"INVALID {c.path.relative_to(root).as_posix()}: {c.problem}")
+                continue
+            r = c.record
+            print(f"{r.incident_id}  member {r.member}  contained by {', '.join(c.signers)}  "
+                  f"{len(r.exposures)} exposure(s), {len(r.events)} event(s), new epoch "
+                  f"{r.new_epoch}")
+        if not checks:
+            print("no incident records")
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FINDINGS
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "inventory", help="record of processing (GDPR Art. 30 style) at a revision",
@@ -235,6 +260,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--remote", "-r", metavar="NAME",
                    help="secure remote holding the audit log (default: the default remote)")
     p.set_defaults(func=cmd_incident)
+
+    p = sub.add_parser(
+        "incidents", help="list and check the signed incident records (exit 1 if one is invalid)",
+        description="Every .dvc/secure/incidents/*.json of the working tree: parsed "
+        "(docs/spec/incident.md) and checked for a valid admin signature.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_incidents)
 
 
 # --- audit export / alerts -----------------------------------------------------------------

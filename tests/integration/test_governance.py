@@ -336,6 +336,13 @@ def test_incident_lists_what_the_member_could_read_and_contain_locks_them_out(
     repo.git("add", ".dvc/secure")
     repo.git("commit", "-q", "-m", "incident")
     assert repo.secure("verify").returncode == 0
+    listed = json.loads(repo.secure("incidents", "--json").stdout)
+    assert listed["ok"] is True and listed["records"][0]["signed_by"] == ["alice"]
+    tampered = record_file.read_text().replace('"reencrypted": ', '"reencrypted": 1')
+    record_file.write_text(tampered)
+    proc = repo.secure("incidents", check=False)
+    assert proc.returncode == 1 and "INVALID" in proc.stdout and "not validly signed" in proc.stdout
+    repo.git("checkout", "--", str(record_file))
 
     # new data is out of bob's reach, even from his clone with the old keyring
     add_and_push(repo, "after.txt", b"after containment: bob must not read this\n")

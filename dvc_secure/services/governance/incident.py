@@ -180,3 +180,50 @@ def contain(root: Path, report: IncidentReport,
     report.record, report.record_path = record, path
     report.summary = list(result.summary)
     return report
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    path: Path
+    record: IncidentRecord | None
+    signers: tuple[str, ...]  # admin names with a valid signature
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def check_records(root: Path) -> list[RecordCheck]:
+    """Every incident record of the working tree, parsed and checked: at least one valid
+    signature by an admin of the trusted keyring or of an earlier trusted version, the
+    right keyring id, and a file name matching its id."""
+    from dvc_secure.core.keys.identity import decode_signing_key, key_fingerprint
+    from dvc_secure.core.records.incident import INCIDENT_DIR, IncidentRecord
+    from dvc_secure.errors import IncidentRecordError
+
+    rings = _rings(root / ".dvc")
+    admins: dict[str, tuple[bytes, str]] = {}
+    for ring in rings:
+        for m in ring.members:
+            if m.role == "admin" and m.signing_key:
+                public = decode_signing_key(m.signing_key)
+                admins.setdefault(key_fingerprint(public), (public, m.name))
+    out = []
+    for path in sorted((root / ".dvc" / INCIDENT_DIR).glob("*.json")):
+        try:
+            record = IncidentRecord.from_bytes(path.read_bytes(), path.name)
+        except IncidentRecordError as exc:
+            out.append(RecordCheck(path, None, (), exc.message))
+            continue
+        good = record.valid_signers({k: v[0] for k, v in admins.items()})
+        names = tuple(admins[k][1] for k in good)
+        problem = None
+        if not good:
+            problem = "not validly signed by an admin of the trusted keyring"
+        elif record.keyring_id != rings[0].keyring_id:
+            problem = "written for another keyring"
+        elif path.stem != record.incident_id:
+            problem = f"file name does not match its id {record.incident_id}"
+        out.append(RecordCheck(path, record, names, problem))
+    return out
