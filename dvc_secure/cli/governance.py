@@ -158,6 +158,8 @@ def cmd_incident(args: argparse.Namespace) -> int:
 
         contain(root, report, progress=progress)
         _record_containment(root, report)
+    if report.record_path is not None:
+        report.record_path = report.record_path.relative_to(root)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
     else:
@@ -188,7 +190,7 @@ def _print_incident(report: Any) -> None:
     for line in report.summary:
         print(line)
     if report.record_path is not None:
-        print(f"incident record: {report.record_path} (signed)")
+        print(f"incident record: {report.record_path.as_posix()} (signed)")
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:

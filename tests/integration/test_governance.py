@@ -329,6 +329,7 @@ def test_incident_lists_what_the_member_could_read_and_contain_locks_them_out(
 
     assert alice.signing is not None
     assert record.valid_signers({key_fingerprint(alice.signing.public): alice.signing.public})
+    assert contained["record"] == f".dvc/secure/incidents/{record.incident_id}.json"
     assert record.member == "bob" and record.epochs == (2,) and record.new_epoch == 3
     assert [e.digest for e in record.events] == [did["event"]["digest"]]
     assert [x.metafile for x in record.exposures] == ["new.txt.dvc", "new.txt.dvc"]
