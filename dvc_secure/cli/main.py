@@ -10,6 +10,7 @@ import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dvc_secure import __version__
 from dvc_secure.errors import ConfigurationError
@@ -195,7 +196,25 @@ def cmd_policy_id(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from dvc_secure.services.demo import run_demo
 
-    return run_demo(Path(args.dir) if args.dir else None, keep=args.keep, size_mib=args.size_mib)
+    result = run_demo(print, Path(args.dir) if args.dir else None, keep=args.keep,
+                      size_mib=args.size_mib)
+    if result.failure is not None:
+        print(f"\nDEMO FAILED: {result.failure}", file=sys.stderr)
+        print(f"(left in place for inspection: {result.base})", file=sys.stderr)
+        return EXIT_FINDINGS
+    print(f"\nall {len(result.checks)} checks passed.")
+    if result.kept:
+        print(f"demo repository kept in {result.base}")
+    return EXIT_OK
+
+
+class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose ``--help`` starts with the one line the command list shows."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if kwargs.get("help") and "description" not in kwargs:
+            kwargs["description"] = kwargs["help"]
+        return super().add_parser(name, **kwargs)  # type: ignore[no-any-return]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dvc-secure",
         description="Client-side encryption and verifiable versioning for DVC remotes.",
     )
+    # every add_parser below, here and in cli/hooks, cli/audit, cli/access, goes through it
+    parser.register("action", "parsers", _Subcommands)
     parser.add_argument("--version", action="version", version=f"dvc-secure {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "dvc_secure"
+import dvc_secure
+
+PACKAGE = Path(dvc_secure.__file__).resolve().parent  # the installed package (a wheel in CI's oldest-DVC run)
+CONTRACT = Path(__file__).resolve().parents[2] / ".importlinter"
 ENTRY_MODULES = {"__init__.py", "__main__.py", "_startup.py", "errors.py", "plugin.py",
                  "cli_hooks.py"}
 LAYERS = {"core", "adapters", "services", "cli"}
@@ -73,7 +76,7 @@ def test_no_private_name_is_used_across_modules(path: Path) -> None:
 
 def test_the_import_contract_names_every_layer() -> None:
     config = configparser.ConfigParser()
-    config.read(PACKAGE.parent / ".importlinter")
+    assert config.read(CONTRACT), CONTRACT
     layers = config["importlinter:contract:layers"]["layers"].split()
     assert set(layers) >= LAYERS
     forbidden = {s: config[s] for s in config.sections() if config[s].get("type") == "forbidden"}
