@@ -36,6 +36,12 @@ def _print_findings(command: str, revision: str, findings: list[Any]) -> None:
               file=sys.stderr)
 
 
+def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str,
+         details: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with the one line the command list shows."""
+    return sub.add_parser(name, help=summary, description=f"{summary}. {details}")
+
+
 # --- inventory ---------------------------------------------------------------------------
 
 
@@ -219,9 +225,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "inventory", help="record of processing (GDPR Art. 30 style) at a revision",
-        description="Per sealed dataset: purpose, classification, owner, recipients, "
+    p = _add(sub, "inventory", "record of processing (GDPR Art. 30 style) at a revision",
+        "Per sealed dataset: purpose, classification, owner, recipients, "
         "retention, location, key custody, size, last sealed version. Built only from "
         "records that 'dvc-secure verify' accepts; exit 1 when the revision does not verify.")
     p.add_argument("datasets", nargs="*", metavar="TARGET",
@@ -232,9 +237,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    "Croissant 1.0 JSON-LD with per-file SHA-256")
     p.set_defaults(func=cmd_inventory)
 
-    p = sub.add_parser(
-        "overlap", help="files with identical content across splits (exit 1 on overlap)",
-        description="Compare the sealed SHA-256 of every file of two or more datasets (or "
+    p = _add(sub, "overlap", "files with identical content across splits (exit 1 on overlap)",
+        "Compare the sealed SHA-256 of every file of two or more datasets (or "
         "revisions, PATH@REV) and name the files that share content. Without datasets, "
         "checks each group declared in .dvc/secure/splits.json. No data is downloaded: "
         "digests come from verified sidecars and sealed manifests.")
@@ -249,9 +253,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_overlap)
 
-    p = sub.add_parser(
-        "incident", help="what a member could read and did read; --contain revokes them",
-        description="For a breach notification: the key epochs wrapped to MEMBER, every "
+    p = _add(sub, "incident", "what a member could read and did read; --contain revokes them",
+        "For a breach notification: the key epochs wrapped to MEMBER, every "
         "sealed dataset version under them (with classification), and their verified audit "
         "events. --contain (admins) revokes the member, rotates the data key, re-encrypts "
         "current data and writes a signed record to .dvc/secure/incidents/.")
@@ -263,9 +266,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="secure remote holding the audit log (default: the default remote)")
     p.set_defaults(func=cmd_incident)
 
-    p = sub.add_parser(
-        "incidents", help="list and check the signed incident records (exit 1 if one is invalid)",
-        description="Every .dvc/secure/incidents/*.json of the working tree: parsed "
+    p = _add(
+        sub, "incidents", "list and check the signed incident records (exit 1 if one is invalid)",
+        "Every .dvc/secure/incidents/*.json of the working tree: parsed "
         "(docs/spec/incident.md) and checked for a valid admin signature.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_incidents)
@@ -344,9 +347,8 @@ def add_audit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     (``dvc-secure audit`` without a subcommand keeps working as before)."""
     audit = sub.choices["audit"]
     nested = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
-    p = nested.add_parser(
-        "export", help="the verified audit trail as OCSF JSON lines (for a SIEM)",
-        description="One OCSF 1.1 event per line (File System Activity 1001 for push/pull/"
+    p = _add(nested, "export", "the verified audit trail as OCSF JSON lines (for a SIEM)",
+        "One OCSF 1.1 event per line (File System Activity 1001 for push/pull/"
         "seal/verify, Account Change 3001 for grant/revoke/rotate), with the actor's key "
         "fingerprint and the event's chain id, seq and digest. Exit 1 when the log has "
         "integrity findings (only verified events are exported).")
@@ -361,9 +363,8 @@ def add_audit_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="secure remote holding the log (default: the default remote)")
     p.set_defaults(func=cmd_audit_export)
 
-    p = nested.add_parser(
-        "alerts", help="alert rules over the audit trail (exit 1 when any fires)",
-        description="first pull of a confidential/restricted dataset by a member, a pull "
+    p = _add(nested, "alerts", "alert rules over the audit trail (exit 1 when any fires)",
+        "Rules: first pull of a confidential/restricted dataset by a member, a pull "
         "volume spike against the member's own history, use of a revoked or expired "
         "member's key, activity outside the window of .dvc/secure/alerts.json.")
     p.add_argument("--since", metavar="DATE",
