@@ -80,6 +80,10 @@ class UploadRecordError(ConfigurationError):
     """An upload record (docs/spec/repair.md) is malformed; verify --remote ignores it."""
 
 
+class IncidentRecordError(ConfigurationError):
+    """An incident record (.dvc/secure/incidents/) is malformed or not validly signed."""
+
+
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
 

@@ -16,7 +16,7 @@ from dvc_secure.errors import ConfigurationError
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
 
-def _since(text: str) -> str:
+def parse_since(text: str) -> str:
     """``--since`` as the event time format (a date means its midnight, UTC)."""
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
         try:
@@ -48,7 +48,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     view = log.view
     if args.verify:
         return _print_verify(view, log.pending, args.json)
-    since = _since(args.since) if args.since else None
+    since = parse_since(args.since) if args.since else None
     rows = [event_row(ev, log.signers) for ev in view.events
             if (since is None or ev.time >= since)
             and (args.dataset is None or _matches(ev.datasets, args.dataset))]

@@ -316,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     from dvc_secure.cli.repair import add_parsers as add_repair_parsers
 
     add_repair_parsers(sub)
+    from dvc_secure.cli.governance import add_audit_subcommands
+    from dvc_secure.cli.governance import add_parsers as add_governance_parsers
+
+    add_governance_parsers(sub)
+    add_audit_subcommands(sub)  # 'audit export' / 'audit alerts', below cli/audit.py's parser
     return parser
 
 

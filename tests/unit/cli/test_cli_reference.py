@@ -11,20 +11,32 @@ import pytest
 from dvc_secure.cli.main import build_parser
 
 CLI_MD = Path(__file__).resolve().parents[3] / "docs" / "cli.md"
-_HEADING = re.compile(r"^#{2,3} `dvc-secure ([a-z][a-z-]*)([^`]*)`\s*$")
+# 'dvc-secure audit export ...': a nested subcommand is documented as 'PARENT CHILD'
+_HEADING = re.compile(r"^#{2,3} `dvc-secure ([a-z][a-z-]*(?: [a-z][a-z-]*)?)([^`]*)`\s*$")
 _FLAG = re.compile(r"^--?[a-zA-Z][\w-]*$")
 
 
+def _nested(p: argparse.ArgumentParser) -> list[argparse._SubParsersAction]:  # type: ignore[type-arg]
+    return [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+
+
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(sub.choices)
+    """'name' -> parser, and 'name child' for the subcommands of a subcommand."""
+    (sub,) = _nested(build_parser())
+    out = dict(sub.choices)
+    for name, p in sub.choices.items():
+        for nested in _nested(p):
+            out.update({f"{name} {child}": q for child, q in nested.choices.items()})
+    return out
 
 
 def _one_line_helps() -> dict[str, str]:
-    parser = build_parser()
-    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return {a.dest: str(a.help) for a in sub._choices_actions}
+    (sub,) = _nested(build_parser())
+    out = {a.dest: str(a.help) for a in sub._choices_actions}
+    for name, p in sub.choices.items():
+        for nested in _nested(p):
+            out.update({f"{name} {a.dest}": str(a.help) for a in nested._choices_actions})
+    return out
 
 
 def _documented() -> dict[str, str]:
@@ -140,6 +152,8 @@ def _invocation_problems(text: str, parsers: dict[str, argparse.ArgumentParser])
         return [] if sub in ("--version", "--help", "-h") else [f"unknown option {sub}"]
     if sub not in parsers:
         return [f"unknown subcommand '{sub}'"]
+    if len(words) > 2 and f"{sub} {words[2]}" in parsers:  # 'audit export --follow'
+        sub = f"{sub} {words[2]}"
     flags, _ = _parser_options(parsers[sub])
     flags |= {"-h", "--help"}
     problems = []
@@ -164,3 +178,6 @@ def test_invocation_check_catches_unknown_subcommands_and_flags() -> None:
     assert _invocation_problems("dvc-secure verify --rev A..B --remote", parsers) == []
     assert _invocation_problems("dvc-secure verifyy", parsers) == ["unknown subcommand 'verifyy'"]
     assert _invocation_problems("dvc-secure seal --fast x", parsers) == ["'seal' has no option --fast"]
+    assert _invocation_problems("dvc-secure audit export --follow", parsers) == []
+    assert _invocation_problems("dvc-secure audit --follow", parsers) == [
+        "'audit' has no option --follow"]

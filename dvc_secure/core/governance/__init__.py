@@ -1,0 +1,1 @@
+"""Governance reports (inventory, overlap, OCSF, alerts, incidents): pure models and rules."""
