@@ -2,7 +2,7 @@
 outputs for a DPO and a security team (docs/governance.md).
 
 Kept apart from ``main.py``; ``main.build_parser`` calls :func:`add_parsers` and
-:func:`add_audit_parsers`. The work is done in ``dvc_secure/services/governance/``.
+:func:`add_audit_subcommands`. The work is done in ``dvc_secure/services/governance/``.
 """
 
 from __future__ import annotations
