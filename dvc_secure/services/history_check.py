@@ -65,6 +65,11 @@ def _trust_at(reader: SnapshotReader, commit: pygit2.Commit) -> Keyring | None:
     return parsed.value if isinstance(parsed.value, Keyring) else None
 
 
+def _ancestor_of_a_tip(repo: pygit2.Repository, rev: str, tips: list[pygit2.Commit]) -> bool:
+    oid = pygit2.Oid(hex=rev)
+    return any(tip.id == oid or repo.descendant_of(tip.id, oid) for tip in tips)
+
+
 def verify_history(root: Path, rev: str | None = None, all_revisions: bool = False,
                    remote: bool = False, deep: bool = False, jobs: int = 4,
                    use_cache: bool = True, root_policy: str | None = None,
@@ -101,11 +106,19 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     hide: set[str] = set()
     if cache is not None and cache.states:
         for cached_rev, state in cache.states.items():
-            if (targets is None or cached_rev not in targets) and cached_rev in repo:
+            # only a cached *ancestor* of a tip may stand in for its history: git's revwalk
+            # hides every ancestor of a hidden commit, so hiding a descendant of the
+            # revision asked for (or an unrelated commit) would hide what must be checked
+            if (targets is None or cached_rev not in targets) and cached_rev in repo \
+                    and _ancestor_of_a_tip(repo, cached_rev, tips):
                 verifier.seed(cached_rev, state)
                 hide.add(cached_rev)
         verifier.seed_known(cache.known)
     commits = reader.ancestry(tips, hide)
+    if hide and targets and not targets & {str(c.id) for c in commits}:
+        hide = set()  # never report "verified" over zero of the revisions asked for
+        verifier = HistoryVerifier(root_policy)
+        commits = reader.ancestry(tips)
     if hide:
         # every parent must be either walked now or seeded from the cache; otherwise
         # (e.g. a merge of a branch the cache never saw) walk the whole history

@@ -419,3 +419,17 @@ def test_incremental_verify_checks_policy_change_against_cached_parent(make_secu
     repo.git("commit", "-q", "-am", "keyring update", "--no-verify")
     rc, findings = _findings(repo)
     assert rc == 1 and [f["code"] for f in findings] == ["policy-change-unauthorized"]
+
+
+def test_verify_of_an_older_revision_after_caching_its_descendant_checks_it(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
+    """A cached descendant must not hide the revision asked for (it once did: git's
+    revwalk hides every ancestor of a hidden commit, so 'verified: 0 revision(s)' passed)."""
+    repo = make_secure_repo()
+    _commit_dataset(repo, "v1", "v1 unsealed", seal=False)
+    _commit_dataset(repo, "v2", "v2")
+    assert _findings(repo) == (0, [])  # HEAD verifies; its chain state is cached
+    rc, findings = _findings(repo, "--rev", "HEAD~1")
+    assert rc == 1 and [f["code"] for f in findings] == ["unsealed-output"]
+    assert _findings(repo, "--rev", "HEAD~1", "--no-cache") == (rc, findings)
+    text = repo.secure("verify", "--rev", "HEAD~1", check=False).stdout
+    assert "in 1 revision(s)" in text
