@@ -76,6 +76,13 @@ class ReencryptionError(ConfigurationError):
     """Re-encryption under a new epoch could not complete; it can be resumed."""
 
 
+class ReencryptionInterruptedError(ReencryptionError):
+    """Ctrl-C (or SIGINT) stopped a re-encryption; every object is still readable and a
+    re-run resumes the same epoch."""
+
+    exit_code = 130
+
+
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
 

@@ -87,7 +87,9 @@ def run_guarded(call: Callable[[], int]) -> int:
         print(f"dvc-secure: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("dvc-secure: interrupted", file=sys.stderr)
+        print("dvc-secure: interrupted; 'dvc-secure doctor' shows whether anything needs "
+              "resuming (an interrupted re-encryption resumes with 'dvc-secure reencrypt')",
+              file=sys.stderr)
         return 130
 
 

@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dvc_secure.cli.access import add_parsers as add_access_parsers
 
     add_access_parsers(sub)
+    from dvc_secure.cli.doctor import add_parsers as add_doctor_parsers
+
+    add_doctor_parsers(sub)
     return parser
 
 
