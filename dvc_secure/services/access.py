@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from dvc_secure.adapters.local.identity_store import load_identity
-from dvc_secure.adapters.local.reencrypt_state import interrupted_reencryption
+from dvc_secure.adapters.local.reencrypt_state import (
+    interrupted_reencryption,
+    start_reencryption,
+)
 from dvc_secure.adapters.local.repo_keyring import (
     discard_pending,
     load_pending,

@@ -114,8 +114,8 @@ def diagnose(root: Path) -> TrustState:
     seen_all = hist.history_seen(root)
     history = {d: s.keyring for d, s in seen_all.items()}
     seen_branch = hist.head_history(root)
-    keyring_id = (st.workspace or st.head or st.pin).keyring_id if (
-        st.workspace or st.head or st.pin) else ""
+    some = st.workspace or st.head or st.pin
+    keyring_id = some.keyring_id if some is not None else ""
     versions = {**history, **({st.workspace.digest: st.workspace} if st.workspace else {})}
     valid = hist.validly_chained(versions, keyring_id)
     st.branch_high = _top(seen_branch, valid)

@@ -114,6 +114,8 @@ def test_keyring_rollback_through_merge_ours_is_refused_by_fresh_clone(make_secu
 
     # the printed fix (restore version 3) makes the clone work, and pins version 3
     run(["git", "checkout", revoked[:12], "--", KEYRING], clone, repo.env)
+    # (the merge kept the old tree: take the dataset pushed under epoch 2 from main's side)
+    run(["git", "checkout", "HEAD^2", "--", "after.txt.dvc"], clone, repo.env)
     run([*DVC, "pull", "-q", "after.txt.dvc"], clone, repo.env)
     assert (clone / "after.txt").read_bytes().startswith(b"after the revocation")
     assert _pinned_version(clone) == 3
@@ -147,7 +149,9 @@ def test_keyring_rollback_through_merge_ours_is_reported_by_verify(make_secure_r
     assert proc.returncode == 1, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
     history = next(c for c in doc["checks"] if c["name"] == "history")
-    assert history["status"] == "problem" and revoked[:12] in history["fix"]
+    assert history["status"] == "problem" and history["fix"].startswith("git checkout ")
+    named = history["fix"].split()[2]  # a commit holding version 3: restoring from it works
+    assert _keyring(clone, named).digest == _keyring(repo.root, revoked).digest
 
     # restoring the newest keyring on top makes the tip verify again
     repo.git("checkout", revoked, "--", KEYRING)

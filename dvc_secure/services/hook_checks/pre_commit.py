@@ -21,6 +21,8 @@ without a cached state take the full path (``verify_history`` through pygit2).
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -59,6 +61,8 @@ from dvc_secure.services.hook_checks.problems import (
     quote_path,
     report,
 )
+
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 if TYPE_CHECKING:  # pygit2 is imported by pre-push and pre-commit's full path only
     import pygit2
@@ -185,7 +189,10 @@ class _StagedCheck:
     def merge_heads(self) -> list[str]:
         path = self.wt.git_dir / "MERGE_HEAD"
         if not path.is_file():
-            return []
+            # pre-merge-commit: git writes MERGE_HEAD only after the hook passed, but names
+            # every merged head in a GITHEAD_<commit id> environment variable
+            return sorted(k[len("GITHEAD_"):] for k in os.environ
+                          if k.startswith("GITHEAD_") and _COMMIT_ID.fullmatch(k[len("GITHEAD_"):]))
         return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
     # --- HEAD's chain state ---------------------------------------------------------------
