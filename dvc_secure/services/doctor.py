@@ -23,6 +23,7 @@ from dvc_secure.adapters.local.reencrypt_state import (
 )
 from dvc_secure.adapters.local.repo_keyring import (
     KEYRING_GIT_PATH,
+    keyring_path,
     load_pending,
     load_trusted_keyrings,
     pinned_keyring,
@@ -105,10 +106,13 @@ def diagnose(root: Path) -> TrustState:
     root = Path(root)
     dvc_dir = root / ".dvc"
     st = TrustState()
+    if not keyring_path(dvc_dir).exists():
+        read_workspace_keyring(dvc_dir)  # raises: not a dvc-secure repository (exit 2)
     try:
         st.workspace = read_workspace_keyring(dvc_dir)
     except DvcSecureError as exc:
-        st.checks.append(Check("workspace", PROBLEM, exc.message, exc.hint))
+        st.checks.append(Check("workspace", PROBLEM, f"the workspace keyring is unreadable: "
+                               f"{exc.message}", f"git checkout HEAD -- {KEYRING_GIT_PATH}"))
     st.pin, chain = pinned_keyring(dvc_dir)
     st.head = hist.head_keyring(root)
     seen_all = hist.history_seen(root)

@@ -317,3 +317,25 @@ def test_interrupted_rotate_reencrypt_resumes_same_epoch(make_secure_repo) -> No
     run([*DVC, "pull", "-q"], clone, repo.env)
     for rel, content in files.items():
         assert (clone / rel).read_bytes() == content
+
+
+def test_doctor_on_a_healthy_clone_and_outside_a_secure_repository(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    repo = make_secure_repo()
+    add_and_push(repo, "a.txt", b"data\n")
+    proc = repo.secure("doctor")
+    assert proc.returncode == 0 and "trust pin" in proc.stdout and "PROBLEM" not in proc.stdout
+    doc = json.loads(repo.secure("doctor", "--json").stdout)
+    assert doc["ok"] is True and doc["pin"]["digest"] == doc["head"]["digest"]
+    # an uncommitted grant is a note (commit or discard it), not a problem
+    bob = Person(repo, tmp_path, "bob")
+    repo.secure("grant", bob.recipient, "--role", "reader", "--name", "bob")
+    proc = repo.secure("doctor")
+    assert proc.returncode == 0 and "uncommitted keyring change" in proc.stdout
+    assert "approve --discard" in proc.stdout
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    run(["git", "init", "-q"], plain, repo.env)
+    run([*DVC, "init", "-q"], plain, repo.env)
+    proc = run([*DVC_SECURE, "doctor"], plain, repo.env, check=False)
+    assert proc.returncode == 2 and "dvc-secure init" in proc.stderr
