@@ -171,7 +171,8 @@ class _StagedCheck:
     """Verifies the staged state (the index, with HEAD and MERGE_HEAD as parents)."""
 
     def __init__(self, wt: WorkTree, objects: ObjectReader, head: str | None,
-                 head_tree: str, head_parents: list[str]) -> None:
+                 head_tree: str, head_parents: list[str], merging: bool = False) -> None:
+        self.merging = merging  # run as pre-merge-commit
         self.wt, self.root, self.objects = wt, wt.root, objects
         self.head, self.head_tree, self.head_parents = head, head_tree, head_parents
         self.cache = VerifyCache(wt.git_dir)
@@ -189,6 +190,8 @@ class _StagedCheck:
     def merge_heads(self) -> list[str]:
         path = self.wt.git_dir / "MERGE_HEAD"
         if not path.is_file():
+            if not self.merging:
+                return []
             # pre-merge-commit: git writes MERGE_HEAD only after the hook passed, but names
             # every merged head in a GITHEAD_<commit id> environment variable
             return sorted(k[len("GITHEAD_"):] for k in os.environ
@@ -334,18 +337,18 @@ class _StagedCheck:
         return out + [(n, info) for n, info in self.skipped.items() if n not in snap.metafiles]
 
 
-def pre_commit(start: Path) -> int:
+def pre_commit(start: Path, hook: str = "pre-commit") -> int:
     wt = plumbing.discover(start)
     if wt is None:
         return EXIT_OK
     objects = ObjectReader(wt.root)
     try:
-        return _pre_commit(wt, objects)
+        return _pre_commit(wt, objects, merging=hook == "pre-merge-commit")
     finally:
         objects.close()
 
 
-def _pre_commit(wt: WorkTree, objects: ObjectReader) -> int:
+def _pre_commit(wt: WorkTree, objects: ObjectReader, merging: bool = False) -> int:
     root = wt.root
     info = objects.commit("HEAD")
     head, head_tree, head_parents = info if info is not None else (None, "", [])
@@ -359,7 +362,7 @@ def _pre_commit(wt: WorkTree, objects: ObjectReader) -> int:
     head_files = _before(files, diff)
     if KEYRING_PATH not in files and KEYRING_PATH not in head_files:
         return _finish(wt, None, problems)  # dvc-secure not initialised here
-    check = _StagedCheck(wt, objects, head, head_tree, head_parents)
+    check = _StagedCheck(wt, objects, head, head_tree, head_parents, merging)
     if head is not None and not unmerged and not check.merge_heads() \
             and KEYRING_PATH in files and files.get(KEYRING_PATH) == head_files.get(KEYRING_PATH):
         check.seed_fast(head_files)
