@@ -282,8 +282,13 @@ def progress(done, total):
         raise KeyboardInterrupt  # what Ctrl-C raises, at a point the test controls
 access._progress = progress
 from dvc_secure.cli.main import main
-sys.exit(main(["rotate", "--reencrypt"]))
+sys.exit(main(sys.argv[1:]))
 """
+
+
+def _interrupted(repo: SecureRepo, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _INTERRUPT_AFTER_FIRST_OBJECT, *command],
+                          cwd=repo.root, env=repo.env, text=True, capture_output=True)
 
 
 def test_interrupted_rotate_reencrypt_resumes_same_epoch(make_secure_repo) -> None:  # type: ignore[no-untyped-def]
@@ -291,8 +296,7 @@ def test_interrupted_rotate_reencrypt_resumes_same_epoch(make_secure_repo) -> No
     files = _dir_dataset(repo)
     assert stored_epochs(repo) == {1}
 
-    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_AFTER_FIRST_OBJECT], cwd=repo.root,
-                          env=repo.env, text=True, capture_output=True)
+    proc = _interrupted(repo, "rotate", "--reencrypt")
     assert proc.returncode == 130, proc.stdout + proc.stderr
     assert "interrupted" in proc.stderr and "dvc-secure reencrypt" in proc.stderr
     assert stored_epochs(repo) == {1, 2}  # some objects moved, others not yet
@@ -339,3 +343,25 @@ def test_doctor_on_a_healthy_clone_and_outside_a_secure_repository(make_secure_r
     run([*DVC, "init", "-q"], plain, repo.env)
     proc = run([*DVC_SECURE, "doctor"], plain, repo.env, check=False)
     assert proc.returncode == 2 and "dvc-secure init" in proc.stderr
+
+
+def test_interrupted_revoke_reencrypt_resumes_same_epoch(make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    repo = _hooked(make_secure_repo())
+    files = _dir_dataset(repo)
+    bob = Person(repo, tmp_path, "bob")
+    grant(repo, bob, "reader")
+
+    proc = _interrupted(repo, "revoke", "bob", "--reencrypt")
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "dvc-secure reencrypt" in proc.stderr
+    assert stored_epochs(repo) == {1, 2}
+    out = repo.secure("revoke", "bob", "--reencrypt")  # bob is gone already: resume, no epoch 3
+    assert "resuming the interrupted re-encryption under key epoch 2" in out.stdout
+    ring = _keyring(repo.root)
+    assert (ring.policy_version, ring.current_epoch) == (3, 2)
+    assert "bob" not in {m.name for m in ring.members} and stored_epochs(repo) == {2}
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "revoke bob + re-encrypt")
+    assert repo.secure("verify", "--remote", "--json").returncode == 0
+    wipe(repo, *files)
+    check_failed(bob.dvc("pull", check=False), "not a member")

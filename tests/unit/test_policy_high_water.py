@@ -101,3 +101,65 @@ def test_a_rollback_is_reported_exactly_where_a_version_is_below_an_ancestor(
         if cur is not None and all(m is None or m.version < cur.version or m == cur
                                    for m in above):
             assert s.problem is None  # the newest version, the same content on every path
+
+
+# --- the verification engine applies it at every revision (real keyrings) -------------------
+
+
+def _chain(n: int, fork_at: int | None = None) -> list:  # type: ignore[type-arg]
+    """Policy versions 1..n signed by one admin; with ``fork_at``, also a second, different
+    version ``fork_at`` (validly signed successor of the same predecessor) at the end."""
+    from dvc_secure.core.keys.identity import Identity
+    from dvc_secure.core.keys.keyring import Keyring
+
+    admin = Identity.generate()
+    assert admin.signing is not None
+    rings = [Keyring.create(admin, "admin", "t")]
+    for _ in range(n - 1):
+        nxt = rings[-1].successor()
+        nxt.sign(admin.signing)
+        rings.append(nxt)
+    if fork_at is not None:
+        fork = rings[fork_at - 2].successor()
+        fork.unknown["note"] = "another version with the same number"
+        fork.sign(admin.signing)
+        rings.append(fork)
+    return rings
+
+
+def _snap(rev: str, parents: tuple[str, ...], ring: object):  # type: ignore[no-untyped-def]
+    from dvc_secure.core.keys.keyring import Keyring
+    from dvc_secure.core.verification import engine as E
+
+    assert isinstance(ring, Keyring)
+    return E.Snapshot(rev, parents, {}, Keyring.from_json(ring.to_json()))
+
+
+def test_engine_reports_merge_ours_keeping_the_older_parents_keyring() -> None:
+    from dvc_secure.core.verification import engine as E
+
+    v1, v2, v3 = _chain(3)
+    v = E.HistoryVerifier()
+    for rev, parents, ring in (("c1", (), v1), ("c2", ("c1",), v2), ("c3", ("c2",), v3)):
+        assert v.verify(_snap(rev, parents, ring)) == []
+    # the merge keeps c2's keyring (one parent has the same keyring: the old check passed it)
+    (f,) = v.verify(_snap("m", ("c2", "c3"), v2))
+    assert f.code == E.POLICY_ROLLBACK and "version 3" in f.message and "version 2" in f.message
+    # the next commit on top still runs below the mark; restoring version 3 clears it
+    assert [x.code for x in v.verify(_snap("n", ("m",), v2))] == [E.POLICY_ROLLBACK]
+    assert v.verify(_snap("fixed", ("n",), v3)) == []
+    # the mark survives the verify cache (it is part of the chain state)
+    assert v.states["m"].policy is not None and v.states["m"].policy.version == 3
+
+
+def test_engine_reports_two_keyrings_of_the_same_version_as_a_fork() -> None:
+    from dvc_secure.core.verification import engine as E
+
+    v1, v2, fork = _chain(2, fork_at=2)
+    assert fork.policy_version == 2 and fork.digest != v2.digest
+    v = E.HistoryVerifier()
+    v.verify(_snap("c1", (), v1))
+    assert v.verify(_snap("a", ("c1",), v2)) == []
+    assert v.verify(_snap("b", ("c1",), fork)) == []  # each branch on its own is valid
+    assert [x.code for x in v.verify(_snap("m", ("a", "b"), v2))] == [E.POLICY_FORK]
+    assert [x.code for x in v.verify(_snap("n", ("a",), fork))] == [E.POLICY_FORK]
