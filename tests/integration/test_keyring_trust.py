@@ -178,6 +178,14 @@ def test_keyring_rollback_through_merge_ours_is_blocked_by_hook(make_secure_repo
     assert proc.returncode != 0
     check_failed(proc, "policy", "version 3")
     assert repo.git("rev-parse", "HEAD").stdout.strip() == before
+    # made past the hooks (an attacker's clone has none), every later commit on it is blocked
+    run(["git", "commit", "-q", "--no-verify", "-m", "Merge branch main"], repo.root,
+        {**repo.env, "DVC_SECURE_SKIP_HOOKS": "1"})
+    (repo.root / "notes.txt").write_text("an innocent commit on top\n")
+    repo.git("add", "notes.txt")
+    proc = repo.git("commit", "-m", "notes", check=False)
+    assert proc.returncode != 0
+    check_failed(proc, "policy", "version 3")
 
 
 # --- B. keyring changes as a workflow ---------------------------------------------------------
