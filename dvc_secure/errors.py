@@ -84,6 +84,13 @@ class IncidentRecordError(ConfigurationError):
     """An incident record (.dvc/secure/incidents/) is malformed or not validly signed."""
 
 
+class ReencryptionInterruptedError(ReencryptionError):
+    """Ctrl-C (or SIGINT) stopped a re-encryption; every object is still readable and a
+    re-run resumes the same epoch."""
+
+    exit_code = 130
+
+
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
 

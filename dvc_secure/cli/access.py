@@ -47,7 +47,9 @@ def _report(result: object, what: str) -> int:
     _audit(action, details)
     for line in result.summary:
         print(line)
-    if result.pending:
+    if result.resumed:
+        pass  # the keyring did not change
+    elif result.pending:
         print(f"policy version {result.policy_version} is PENDING: {result.signatures} of "
               f"{result.needed} admin signature(s); another admin runs 'dvc-secure approve' "
               f"({result.path})")

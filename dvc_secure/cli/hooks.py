@@ -58,7 +58,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
     if args.name in ("pre-commit", "pre-merge-commit", "prepare-commit-msg"):
         from dvc_secure.services.hook_checks.pre_commit import pre_commit
 
-        return pre_commit(Path.cwd())
+        return pre_commit(Path.cwd(), args.name)
     if args.name == "pre-push":
         stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
         remote = args.args[0] if args.args else ""
@@ -87,7 +87,9 @@ def run_guarded(call: Callable[[], int]) -> int:
         print(f"dvc-secure: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("dvc-secure: interrupted", file=sys.stderr)
+        print("dvc-secure: interrupted; 'dvc-secure doctor' shows whether anything needs "
+              "resuming (an interrupted re-encryption resumes with 'dvc-secure reencrypt')",
+              file=sys.stderr)
         return 130
 
 

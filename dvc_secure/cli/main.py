@@ -321,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_governance_parsers(sub)
     add_audit_subcommands(sub)  # 'audit export' / 'audit alerts', below cli/audit.py's parser
+    from dvc_secure.cli.doctor import add_parsers as add_doctor_parsers
+
+    add_doctor_parsers(sub)
     return parser
 
 

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from dvc_secure.adapters.local.identity_store import load_identity
+from dvc_secure.adapters.local.reencrypt_state import (
+    interrupted_reencryption,
+    start_reencryption,
+)
 from dvc_secure.adapters.local.repo_keyring import (
     discard_pending,
     load_pending,
     load_trusted_keyrings,
     pending_path,
-    pin_trusted,
     refuse_if_pending,
     save_keyring,
     save_pending,
@@ -50,14 +53,32 @@ class ChangeResult:
     path: Path | None = None
     reencrypted: Any = None
     dropped: list[str] = field(default_factory=list)
+    resumed: bool = False  # an interrupted re-encryption was resumed; the keyring unchanged
+    epoch: int | None = None  # the current key epoch after the change
 
 
 @dataclass
 class _Admin:
     dvc_dir: Path
-    ring: Keyring
+    ring: Keyring  # the workspace keyring: what the change edits
     identity: Identity
     keys: KeySet
+    # the committed version the change follows: ``ring`` itself, or its predecessor while
+    # ``ring`` is an uncommitted change (which the next change then amends)
+    base: Keyring
+
+    @property
+    def amends(self) -> bool:
+        return self.base.digest != self.ring.digest
+
+    def rebase(self, nxt: Keyring) -> Keyring:
+        """Make ``nxt`` (edited from ``ring``) the one successor of ``base``: several access
+        changes before a commit fold into one policy version (committed + 1)."""
+        if self.amends:
+            nxt.policy_version = self.base.policy_version + 1
+            nxt.previous = self.base.digest
+            nxt.signatures = []
+        return nxt
 
 
 def _load_admin(dvc_dir: Path, env: Mapping[str, str] | None) -> _Admin:
@@ -79,7 +100,15 @@ def _load_admin(dvc_dir: Path, env: Mapping[str, str] | None) -> _Admin:
         raise AccessDeniedError(
             f"your identity's signing key is not the one the keyring lists for '{member.name}'",
             hint="use the identity file you were granted with (DVC_SECURE_IDENTITY_FILE)")
-    return _Admin(Path(dvc_dir), ring, identity, ring.unwrap(identity))
+    base = rings.committed
+    if base.digest != ring.digest and (ring.previous != base.digest
+                                       or ring.policy_version != base.policy_version + 1):
+        raise PendingPolicyError(
+            f"the uncommitted keyring is policy version {ring.policy_version}, which does not "
+            f"directly follow the committed version {base.policy_version}",
+            hint="discard the uncommitted change with 'dvc-secure approve --discard' (or "
+            "'git checkout .dvc/secure/keyring.json'), then make it again")
+    return _Admin(Path(dvc_dir), ring, identity, ring.unwrap(identity), base)
 
 
 def _complete(prev: Keyring, nxt: Keyring) -> tuple[int, int, bool]:
@@ -91,8 +120,13 @@ def _complete(prev: Keyring, nxt: Keyring) -> tuple[int, int, bool]:
 
 def _apply(admin: _Admin, nxt: Keyring, summary: list[str]) -> ChangeResult:
     assert admin.identity.signing is not None
+    nxt = admin.rebase(nxt)
+    if admin.amends:
+        summary = [*summary, f"folded into the uncommitted policy version "
+                   f"{nxt.policy_version} (one version per commit; version "
+                   f"{admin.base.policy_version} is committed)"]
     nxt.sign(admin.identity.signing)
-    return _settle(admin.dvc_dir, admin.ring, nxt, summary)
+    return _settle(admin.dvc_dir, admin.base, nxt, summary)
 
 
 def _settle(dvc_dir: Path, prev: Keyring, nxt: Keyring, summary: list[str]) -> ChangeResult:
@@ -108,25 +142,46 @@ def _settle(dvc_dir: Path, prev: Keyring, nxt: Keyring, summary: list[str]) -> C
         return ChangeResult(nxt.policy_version, summary, pending=True, signatures=have,
                             needed=max(needed, nxt.threshold), path=path)
     path = save_keyring(dvc_dir, nxt)
-    pin_trusted(dvc_dir, prev, nxt)
+    # the clone's trust pin is not moved here: it moves when the change is committed
+    # (docs/policy.md), so discarding the uncommitted change is always safe
     discard_pending(dvc_dir)
     # AUDIT: a policy change took effect (grant/revoke/rotate/threshold) — audit-event call here
     return ChangeResult(nxt.policy_version, summary, signatures=have, needed=needed, path=path)
 
 
 def _reencrypt(dvc_dir: Path, result: ChangeResult,
-               progress: Callable[[int, int], None] | None) -> None:
+               progress: Callable[[int, int], None] | None, command: str,
+               keyring_id: str | None = None) -> None:
     if result.pending:
         raise PendingPolicyError(
             "--reencrypt needs the new epoch, which waits for more admin signatures",
-            hint="after 'dvc-secure approve' completes it, run 'dvc-secure rotate --reencrypt'")
+            hint="after 'dvc-secure approve' completes it, run 'dvc-secure reencrypt'")
     try:
         from dvc_secure.services.reencrypt import reencrypt_current_revisions
     except ImportError as exc:
         raise ReencryptionError(f"re-encryption is not available in this installation ({exc})",
                                 hint="the new epoch is saved; re-encrypt later with a release "
                                 "that has it") from None
+    if keyring_id is not None and result.epoch is not None:
+        # before anything touches the remote: a re-run resumes this epoch (never a new one)
+        start_reencryption(dvc_dir.parent, keyring_id, result.epoch, command)
     result.reencrypted = reencrypt_current_revisions(dvc_dir.parent, progress=progress)
+
+
+def _resumable(dvc_dir: Path, ring: Keyring) -> bool:
+    """Is a re-encryption under ``ring``'s current epoch unfinished (interrupted run)?"""
+    found = interrupted_reencryption(dvc_dir.parent)
+    return found is not None and found.keyring_id == ring.keyring_id \
+        and found.epoch == ring.current_epoch
+
+
+def _resume(dvc_dir: Path, ring: Keyring, progress: Callable[[int, int], None] | None,
+            command: str) -> ChangeResult:
+    result = ChangeResult(ring.policy_version, [
+        f"resuming the interrupted re-encryption under key epoch {ring.current_epoch} "
+        "(no new epoch: the keyring is unchanged)"], resumed=True, epoch=ring.current_epoch)
+    _reencrypt(dvc_dir, result, progress, command, ring.keyring_id)
+    return result
 
 
 def grant(dvc_dir: Path, *, recipient: str, role: str, name: str | None,
@@ -156,6 +211,10 @@ def revoke(dvc_dir: Path, *, member: str, reencrypt: bool = False,
            env: Mapping[str, str] | None = None) -> ChangeResult:
     refuse_if_pending(dvc_dir)
     admin = _load_admin(dvc_dir, env)
+    if reencrypt and _resumable(Path(dvc_dir), admin.ring) and not any(
+            member in (m.name, m.recipient, m.fingerprint) for m in admin.ring.members):
+        # already revoked by the interrupted run: finish its re-encryption
+        return _resume(Path(dvc_dir), admin.ring, progress, f"dvc-secure revoke {member} --reencrypt")
     target = admin.ring.find_member(member)
     if target.recipient == admin.identity.recipient:
         raise AccessDeniedError("an admin cannot revoke themselves",
@@ -166,8 +225,10 @@ def revoke(dvc_dir: Path, *, member: str, reencrypt: bool = False,
         "wrapped to the remaining members and used by later pushes",
         f"'{target.name}' keeps what they could decrypt before (epochs <= "
         f"{admin.ring.current_epoch}); see docs/access.md"])
+    result.epoch = nxt.current_epoch
     if reencrypt:
-        _reencrypt(Path(dvc_dir), result, progress)
+        _reencrypt(Path(dvc_dir), result, progress, f"dvc-secure revoke {member} --reencrypt",
+                   nxt.keyring_id)
     return result
 
 
@@ -176,13 +237,17 @@ def rotate(dvc_dir: Path, *, reencrypt: bool = False,
            env: Mapping[str, str] | None = None) -> ChangeResult:
     refuse_if_pending(dvc_dir)
     admin = _load_admin(dvc_dir, env)
+    if reencrypt and _resumable(Path(dvc_dir), admin.ring):
+        return _resume(Path(dvc_dir), admin.ring, progress, "dvc-secure rotate --reencrypt")
     nxt, dropped = changes.rotate(admin.ring, admin.keys, now=_now(), today=_today())
     summary = [f"new key epoch {nxt.current_epoch}, wrapped to {len(nxt.members)} member(s)"]
     summary += [f"dropped '{n}' (grant expired)" for n in dropped]
     result = _apply(admin, nxt, summary)
     result.dropped = dropped
+    result.epoch = nxt.current_epoch
     if reencrypt:
-        _reencrypt(Path(dvc_dir), result, progress)
+        _reencrypt(Path(dvc_dir), result, progress, "dvc-secure rotate --reencrypt",
+                   nxt.keyring_id)
     return result
 
 
@@ -199,15 +264,13 @@ def approve(dvc_dir: Path, *, discard: bool = False,
             env: Mapping[str, str] | None = None) -> ChangeResult:
     """Add the caller's signature to the pending change; apply it once enough admins signed."""
     pending = load_pending(dvc_dir)
+    if discard:
+        return _discard(Path(dvc_dir), pending, env)
     if pending is None:
         raise PendingPolicyError(f"no pending keyring change ({pending_path(dvc_dir)})",
                                  hint="nothing to approve")
-    if discard:
-        discard_pending(dvc_dir)
-        return ChangeResult(pending.policy_version, [
-            f"discarded pending policy version {pending.policy_version}"])
     rings = load_trusted_keyrings(dvc_dir, env)
-    prev = rings.newest
+    prev = rings.committed
     if pending.previous != prev.digest or pending.policy_version != prev.policy_version + 1:
         raise PendingPolicyError(
             f"the pending change (version {pending.policy_version}) does not follow the current "
@@ -222,6 +285,24 @@ def approve(dvc_dir: Path, *, discard: bool = False,
     pending.sign(identity.signing)
     return _settle(Path(dvc_dir), prev, pending,
                    [f"approved policy version {pending.policy_version} as '{member.name}'"])
+
+
+def _discard(dvc_dir: Path, pending: Keyring | None,
+             env: Mapping[str, str] | None) -> ChangeResult:
+    """Drop the pending change; without one, the uncommitted keyring change (the
+    workspace keyring goes back to the committed version this clone trusts)."""
+    if pending is not None:
+        discard_pending(dvc_dir)
+        return ChangeResult(pending.policy_version, [
+            f"discarded pending policy version {pending.policy_version}"])
+    rings = load_trusted_keyrings(dvc_dir, env)
+    if rings.pinned is None or rings.workspace is not rings.newest:
+        raise PendingPolicyError("no pending or uncommitted keyring change to discard",
+                                 hint="nothing to do; 'dvc-secure doctor' shows the trust state")
+    save_keyring(dvc_dir, rings.pinned)
+    return ChangeResult(rings.pinned.policy_version, [
+        f"discarded the uncommitted policy version {rings.workspace.policy_version}; the "
+        f"keyring is the committed version {rings.pinned.policy_version} again"])
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import pygit2
 from dvc_secure.adapters.dvc.remote_access import SecureRemotes
 from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
 from dvc_secure.adapters.git.history import open_repository
+from dvc_secure.adapters.local.reencrypt_state import finish_reencryption, start_reencryption
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
 from dvc_secure.core.format.object_format import (
     EncryptingReader,
@@ -47,7 +48,12 @@ from dvc_secure.core.records.reencryption import (
 )
 from dvc_secure.core.sidecar.model import Sidecar
 from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_path, parse_index
-from dvc_secure.errors import AccessDeniedError, DvcSecureError, ReencryptionError
+from dvc_secure.errors import (
+    AccessDeniedError,
+    DvcSecureError,
+    ReencryptionError,
+    ReencryptionInterruptedError,
+)
 from dvc_secure.services.current_revisions import (
     Target,
     current_sidecars,
@@ -338,6 +344,23 @@ def reencrypt_current_revisions(repo_root: Path, *, progress: Progress | None = 
     keys = LazyRepoKeys(str(dvc_dir)).get()
     _require_writer(keys)
     r = _Reencryptor(keys)
+    epoch = r.epoch
+    start_reencryption(root, keys.keyring.keyring_id, epoch, "dvc-secure reencrypt")
+    try:
+        result = _run(root, dvc_dir, keys, r, progress)
+    except KeyboardInterrupt:
+        raise ReencryptionInterruptedError(
+            f"re-encryption under key epoch {epoch} was interrupted; every object is still "
+            "readable (each is either its old or its new ciphertext)",
+            hint="resume it with 'dvc-secure reencrypt' (re-running the same 'rotate/revoke "
+            f"--reencrypt' also resumes epoch {epoch}, it never starts another one); then "
+            "commit .dvc/secure") from None
+    finish_reencryption(root, epoch)
+    return result
+
+
+def _run(root: Path, dvc_dir: Path, keys: RepoKeys, r: _Reencryptor,
+         progress: Progress | None) -> ReencryptResult:
     epoch = r.epoch
     repo = open_repository(root)
     journal = Journal(journal_path(repo, epoch), keys.keyring.keyring_id)

@@ -33,6 +33,7 @@ from dvc_secure.core.records.upload import Attestations, UploadTrust
 from dvc_secure.core.sidecar.model import SealedOutput, Sidecar
 from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_path, parse_index
 from dvc_secure.core.verification.engine import (
+    POLICY_FORK,
     POLICY_ROLLBACK,
     POLICY_UNAUTHORIZED,
     UNTRUSTED_ROOT,
@@ -52,7 +53,7 @@ OBJECT_CORRUPTED = "remote-object-corrupted"
 DEEP_FAILED = "deep-object-failed"
 DEEP_MISMATCH = "deep-content-mismatch"
 RECORD_INVALID = "reencryption-record-invalid"
-_POLICY_BROKEN = {POLICY_UNAUTHORIZED, POLICY_ROLLBACK, UNTRUSTED_ROOT}
+_POLICY_BROKEN = {POLICY_UNAUTHORIZED, POLICY_ROLLBACK, POLICY_FORK, UNTRUSTED_ROOT}
 
 
 def _record_blobs(repo: pygit2.Repository, commit: pygit2.Commit) -> list[tuple[str, str]]:

@@ -338,7 +338,9 @@ def test_forked_policy_of_the_same_version_is_rejected(make_secure_repo, tmp_pat
         fork.sign(alice.signing)
         forks.append(fork)
     save_keyring(dvc_dir, forks[0])
-    assert load_keyring(dvc_dir).digest == forks[0].digest  # valid successor: re-pinned
+    assert load_keyring(dvc_dir).digest == forks[0].digest  # valid successor, uncommitted
+    commit_keyring(repo, "grant rita")
+    assert load_keyring(dvc_dir).digest == forks[0].digest  # committed: re-pinned
     save_keyring(dvc_dir, forks[1])
     with pytest.raises(UntrustedPolicyError, match="not the version 2 this clone trusted"):
         load_keyring(dvc_dir)

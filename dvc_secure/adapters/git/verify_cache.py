@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dvc_secure.core.keys.policy_high_water import PolicyMark
 from dvc_secure.core.verification.engine import ChainState, Head, HistoryVerifier
 
 
@@ -29,13 +30,18 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
 
 
 def _state(doc: Any) -> ChainState:
+    policy = doc.get("policy")  # absent in caches written before the policy high-water mark
     return ChainState({k: Head(v[0], int(v[1])) for k, v in doc["heads"].items()},
-                      {k: int(v) for k, v in doc["high_water"].items()})
+                      {k: int(v) for k, v in doc["high_water"].items()},
+                      PolicyMark(int(policy[0]), str(policy[1])) if policy else None)
 
 
 def _state_doc(st: ChainState) -> dict[str, Any]:
-    return {"heads": {k: [h.digest, h.version] for k, h in st.heads.items()},
-            "high_water": st.high_water}
+    doc: dict[str, Any] = {"heads": {k: [h.digest, h.version] for k, h in st.heads.items()},
+                           "high_water": st.high_water}
+    if st.policy is not None:
+        doc["policy"] = [st.policy.version, st.policy.digest]
+    return doc
 
 
 def staged_key(tree: str, parents: list[str]) -> str:
@@ -49,7 +55,7 @@ class VerifyCache:
     sidecars a staged tree adds are kept with it, and join ``known`` only once a commit of
     that tree is seen (an abandoned commit must not make its sidecars look like history)."""
 
-    VERSION = 1
+    VERSION = 2  # 2: chain states carry the policy high-water mark
     KEEP = 64
     KEEP_STAGED = 16
 

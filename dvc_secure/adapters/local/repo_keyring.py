@@ -5,6 +5,13 @@ Loading checks the workspace keyring against a clone-local *trust pin*
 keyring is used only if it is the pinned version, a validly signed successor of it (each
 step signed by the previous version's admins), or an older version on the pinned chain.
 The fast path (unchanged keyring) is a file read, a parse and a digest compare: no git.
+
+The pin moves only to a version that is *committed* (in the git history of some ref): an
+uncommitted change made by ``grant``/``revoke``/... is used (it is a validly signed
+successor) but not pinned, so discarding it (``git checkout .dvc/secure/keyring.json``)
+is always safe. A fresh clone (no pin) pins the highest validly chained version in its
+history, and refuses a workspace keyring below the highest version in HEAD's own
+ancestry (a rollback, e.g. ``git merge -s ours`` keeping an older keyring).
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dvc_secure.adapters.local import keyring_history as hist
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.errors import KeyringError, PendingPolicyError, UntrustedPolicyError
 
 KEYRING_RELPATH = Path("secure") / "keyring.json"  # relative to the .dvc directory
 PENDING_RELPATH = Path("secure") / "keyring.pending.json"
-KEYRING_GIT_PATH = ".dvc/secure/keyring.json"
+KEYRING_GIT_PATH = hist.KEYRING_GIT_PATH
 PIN_FORMAT = "dvc-secure-trust-pin"
 PIN_VERSION = 1
 ENV_ROOT_POLICY = "DVC_SECURE_ROOT_POLICY"
@@ -47,6 +55,13 @@ class TrustedKeyrings:
 
     workspace: Keyring
     newest: Keyring
+    # the version this clone's pin holds (committed); None: the same as ``newest``. Differs
+    # while ``newest`` is an uncommitted change: the next change amends it on top of this
+    pinned: Keyring | None = None
+
+    @property
+    def committed(self) -> Keyring:
+        return self.pinned if self.pinned is not None else self.newest
 
 
 def load_keyring(dvc_dir: str | os.PathLike[str],
@@ -71,7 +86,8 @@ def read_workspace_keyring(dvc_dir: str | os.PathLike[str]) -> Keyring:
 def load_trusted_keyrings(dvc_dir: str | os.PathLike[str],
                           env: Mapping[str, str] | None = None) -> TrustedKeyrings:
     ring = read_workspace_keyring(dvc_dir)
-    git_dir = find_git_dir(Path(dvc_dir).resolve().parent)
+    root = Path(dvc_dir).resolve().parent
+    git_dir = find_git_dir(root)
     if git_dir is None:
         ring.verify_signatures()  # not a git repository: nothing to pin to
         return TrustedKeyrings(ring, ring)
@@ -87,9 +103,7 @@ def load_trusted_keyrings(dvc_dir: str | os.PathLike[str],
             f"keyring policy version {ring.policy_version} is not trusted: {exc.message}",
             hint=_RESTORE_HINT) from None
     if pin is None:
-        chain = _chain_from_root(ring, Path(dvc_dir).resolve().parent, env.get(ENV_ROOT_POLICY))
-        _write_pin(git_dir, ring, chain)
-        return TrustedKeyrings(ring, ring)
+        return _first_use(git_dir, ring, root, env.get(ENV_ROOT_POLICY))
     pinned = Keyring.from_json(str(pin["keyring"]))
     trusted = set(_pin_chain(pin)) | {pinned.digest}
     if ring.keyring_id != pinned.keyring_id:
@@ -99,15 +113,73 @@ def load_trusted_keyrings(dvc_dir: str | os.PathLike[str],
             hint=_RESTORE_HINT)
     if ring.policy_version <= pinned.policy_version:
         if ring.digest in trusted:
+            head = hist.head_keyring(root)
+            if head is not None and head.digest == ring.digest:
+                _refuse_rollback_in_branch(ring, root)
             return TrustedKeyrings(ring, pinned)  # an old revision: read with it, write newest
         raise UntrustedPolicyError(
             f"keyring policy version {ring.policy_version} is not the version "
             f"{ring.policy_version} this clone trusted (digest {ring.digest[:16]}…): "
             "it was forged or the history was rewritten",
             hint=_RESTORE_HINT)
-    steps = _chain_between(pinned, ring, Path(dvc_dir).resolve().parent)
+    steps = _chain_between(pinned, ring, root)
+    committed = hist.head_keyring(root)
+    if committed is None or committed.digest != ring.digest:
+        history = hist.history_keyrings(root)
+        if ring.digest not in history:
+            # an uncommitted change (validly signed): used, never pinned, so that
+            # discarding it is always safe; the pin moves once it is committed
+            return TrustedKeyrings(ring, ring, pinned)
     _write_pin(git_dir, ring, [*trusted, *(s.digest for s in steps)])
     return TrustedKeyrings(ring, ring)
+
+
+def _first_use(git_dir: Path, ring: Keyring, root: Path,
+               root_policy: str | None) -> TrustedKeyrings:
+    """No pin yet (a fresh clone, every CI job): take the highest validly chained version
+    in the history (TUF: the newest trusted root), and refuse a workspace keyring below
+    the highest version in HEAD's own ancestry (a rollback in this branch)."""
+    history = hist.history_keyrings(root)
+    chain = _chain_from_root(ring, root_policy, history)
+    valid = hist.validly_chained({**history, ring.digest: ring}, ring.keyring_id, root_policy)
+    _refuse_rollback_in_branch(ring, root, valid)
+    base = valid.get(ring.previous or "")
+    if ring.digest not in history and base is not None and base.digest in history:
+        # an uncommitted change on top of a committed version: pin that version only
+        _write_pin(git_dir, base, hist.chain_of(base, valid))
+        return TrustedKeyrings(ring, ring, base)
+    top = hist.highest(valid.values()) or ring
+    if top.digest != ring.digest and ring.digest in hist.chain_of(top, valid):
+        # an old revision checked out: read with it, encrypt and trust signers with ``top``
+        _write_pin(git_dir, top, hist.chain_of(top, valid))
+        return TrustedKeyrings(ring, top)
+    _write_pin(git_dir, ring, chain)
+    return TrustedKeyrings(ring, ring)
+
+
+def _refuse_rollback_in_branch(ring: Keyring, root: Path,
+                               valid: Mapping[str, Keyring] | None = None) -> None:
+    """Refuse ``ring`` if HEAD's own history already holds a higher (or the same version
+    with other content) validly chained keyring: a version never goes down along history."""
+    seen = hist.head_history(root)
+    if valid is None:
+        versions = {d: s.keyring for d, s in seen.items()}
+        valid = hist.validly_chained({**versions, ring.digest: ring}, ring.keyring_id)
+    above = [s for d, s in seen.items() if d in valid and d != ring.digest
+             and s.keyring.policy_version >= ring.policy_version]
+    if not above:
+        return
+    top = max(above, key=lambda s: (s.keyring.policy_version, s.commit))
+    what = "a keyring rollback" if top.keyring.policy_version > ring.policy_version \
+        else "a forked keyring (two versions with the same number)"
+    raise UntrustedPolicyError(
+        f"the workspace keyring is policy version {ring.policy_version}, but this branch's "
+        f"history already holds policy version {top.keyring.policy_version} (commit "
+        f"{top.commit[:12]}): {what}, e.g. a merge that kept an older parent's keyring "
+        "('git merge -s ours'); nothing is encrypted or trusted with it",
+        hint=f"restore version {top.keyring.policy_version} and commit it: 'git checkout "
+        f"{top.commit[:12]} -- {KEYRING_GIT_PATH}' then 'git commit -m \"restore keyring\"'; "
+        "'dvc-secure doctor' shows the clone's trust state")
 
 
 def trusted_history_keyrings(dvc_dir: str | os.PathLike[str]) -> list[Keyring]:
@@ -123,58 +195,12 @@ def trusted_history_keyrings(dvc_dir: str | os.PathLike[str]) -> list[Keyring]:
 
 
 def _step_problems(prev: Keyring, nxt: Keyring) -> list[str]:
-    problems = prev.transition_problems(nxt)
-    if not problems:
-        try:
-            nxt.verify_signatures()
-        except KeyringError as exc:
-            problems.append(exc.message)
-    return problems
+    return hist.step_problems(prev, nxt)
 
 
 def _history_keyrings(root: Path) -> dict[str, Keyring]:
     """Every keyring version in the git history of this clone (all refs), by digest."""
-    import pygit2  # slow path only: the fast path must not pay for this import
-
-    try:
-        repo = pygit2.Repository(str(root))
-    except (pygit2.GitError, KeyError):
-        return {}
-    tips = []
-    for name in repo.references:
-        try:
-            tips.append(repo.references[name].peel(pygit2.Commit).id)
-        except (ValueError, pygit2.GitError, KeyError):
-            continue
-    found: dict[str, Keyring] = {}
-    seen_blobs: set[str] = set()
-    walker_seen: set[str] = set()
-    stack = list(tips)
-    while stack:
-        oid = stack.pop()
-        if str(oid) in walker_seen:
-            continue
-        walker_seen.add(str(oid))
-        commit = repo[oid]
-        if not isinstance(commit, pygit2.Commit):
-            continue
-        stack.extend(commit.parent_ids)
-        try:
-            entry = commit.tree[KEYRING_GIT_PATH]
-        except KeyError:
-            continue
-        if str(entry.id) in seen_blobs:
-            continue
-        seen_blobs.add(str(entry.id))
-        blob = repo[entry.id]
-        if not isinstance(blob, pygit2.Blob):
-            continue
-        try:
-            ring = Keyring.from_json(blob.data.decode("utf-8"))
-        except (KeyringError, UnicodeDecodeError):
-            continue
-        found[ring.digest] = ring
-    return found
+    return hist.history_keyrings(root)
 
 
 def _walk_back(ring: Keyring, stop: str | None, versions: Mapping[str, Keyring]) -> list[Keyring]:
@@ -214,9 +240,10 @@ def _chain_between(pinned: Keyring, ring: Keyring, root: Path) -> list[Keyring]:
     return _walk_back(ring, pinned.digest, versions)
 
 
-def _chain_from_root(ring: Keyring, root: Path, root_policy: str | None) -> list[str]:
+def _chain_from_root(ring: Keyring, root_policy: str | None,
+                     history: Mapping[str, Keyring]) -> list[str]:
     """First use in this clone: walk from policy version 1 in git history to ``ring``."""
-    versions = _history_keyrings(root) if ring.policy_version > 1 else {}
+    versions = history if ring.policy_version > 1 else {}
     # a keyring that was never committed: trust on first use of the workspace file
     never_committed = ring.policy_version > 1 and not versions
     chain = [ring] if never_committed else _walk_back(ring, None, versions)
@@ -267,14 +294,24 @@ def _write_pin(git_dir: Path, ring: Keyring, chain: Iterable[str]) -> None:
         _atomic_write(pin_path(git_dir), json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
-def pin_trusted(dvc_dir: str | os.PathLike[str], prev: Keyring, ring: Keyring) -> None:
-    """Record ``ring`` (a checked successor of ``prev``) as this clone's trusted keyring."""
+def pinned_keyring(dvc_dir: str | os.PathLike[str]) -> tuple[Keyring | None, list[str]]:
+    """The keyring this clone's pin holds and the digests on its chain (None: no pin)."""
     git_dir = find_git_dir(Path(dvc_dir).resolve().parent)
-    if git_dir is None:
-        return
-    pin = _read_pin(git_dir)
-    chain = _pin_chain(pin) if pin is not None else []
-    _write_pin(git_dir, ring, [*chain, prev.digest])
+    pin = _read_pin(git_dir) if git_dir is not None else None
+    if pin is None:
+        return None, []
+    try:
+        return Keyring.from_json(str(pin["keyring"])), _pin_chain(pin)
+    except KeyringError:
+        return None, []
+
+
+def repin(dvc_dir: str | os.PathLike[str], ring: Keyring, chain: Iterable[str]) -> None:
+    """Replace the pin by ``ring`` with exactly ``chain`` (``dvc-secure doctor --fix``:
+    back to a committed version on the pin's own chain; never a version not trusted)."""
+    git_dir = find_git_dir(Path(dvc_dir).resolve().parent)
+    if git_dir is not None:
+        _write_pin(git_dir, ring, chain)
 
 
 def _pin_chain(pin: Mapping[str, object]) -> list[str]:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dvc_secure.core.keys import policy_high_water as policy_hw
+from dvc_secure.core.keys.policy_high_water import PolicyMark
 from dvc_secure.core.sidecar.model import Sidecar
 
 
@@ -78,14 +80,16 @@ class Head:
 
 @dataclass
 class ChainState:
-    """What a revision hands to its children: the head sidecar of every dataset, and the
-    highest version ever seen per dataset (so a deleted dataset cannot come back lower)."""
+    """What a revision hands to its children: the head sidecar of every dataset, the
+    highest version ever seen per dataset (so a deleted dataset cannot come back lower),
+    and the highest trust policy on any path to it (so the keyring cannot either)."""
 
     heads: dict[str, Head] = field(default_factory=dict)
     high_water: dict[str, int] = field(default_factory=dict)
+    policy: PolicyMark | None = None
 
     def copy(self) -> ChainState:
-        return ChainState(dict(self.heads), dict(self.high_water))
+        return ChainState(dict(self.heads), dict(self.high_water), self.policy)
 
 
 # Finding codes (docs/spec/sidecar.md lists them with their fixes)
@@ -104,6 +108,7 @@ FORK = "fork-unresolved"
 NO_TRUST = "no-trust-policy"
 POLICY_UNAUTHORIZED = "policy-change-unauthorized"
 POLICY_ROLLBACK = "policy-rollback"
+POLICY_FORK = "policy-fork"
 UNTRUSTED_ROOT = "untrusted-root-policy"
 ORPHAN = "orphan-sidecar"
 EXPIRED_MEMBER = "expired-member-holds-key"
@@ -119,6 +124,10 @@ def expired_member_findings(rev: str, current_epoch: int,
                     "an admin runs 'dvc-secure rotate' (add --reencrypt to also re-encrypt "
                     "current data), then commits .dvc/secure")
             for name, role, day in expired]
+
+
+def _mark(trust: TrustView) -> PolicyMark:
+    return PolicyMark(trust.policy_version, trust.policy_id)
 
 
 class HistoryVerifier:
@@ -180,7 +189,8 @@ class HistoryVerifier:
                 state.high_water[name] = max(hw, state.high_water.get(name, 0))
 
         self.trusts[snap.rev] = snap.trust
-        findings.extend(self._check_policy(snap))
+        policy_findings, state.policy = self._check_policy(snap)
+        findings.extend(policy_findings)
         if snap.trust is None:
             findings.append(Finding(snap.rev, "", NO_TRUST,
                                     f"no valid trust policy: {snap.trust_error or 'missing'}",
@@ -204,38 +214,54 @@ class HistoryVerifier:
         self.states[snap.rev] = state
         return findings
 
-    def _check_policy(self, snap: Snapshot) -> list[Finding]:
-        """A policy may only change to its direct successor, signed by its admins."""
+    def _inherited_mark(self, parent: str) -> PolicyMark | None:
+        st = self.states.get(parent)
+        if st is not None and st.policy is not None:
+            return st.policy
+        trust = self.trusts.get(parent)  # a parent seeded from an older cache
+        return _mark(trust) if trust is not None else None
+
+    def _check_policy(self, snap: Snapshot) -> tuple[list[Finding], PolicyMark | None]:
+        """A policy never goes below the highest version on any path to it (rollback,
+        fork: ``policy_high_water``) and may only change to its direct successor, signed
+        by its admins. Returns the findings and the revision's high-water mark."""
         cur = snap.trust
         parents = [self.trusts[p] for p in snap.parents if self.trusts.get(p) is not None]
+        hw = policy_hw.step((self._inherited_mark(p) for p in snap.parents),
+                            _mark(cur) if cur is not None else None)
+        where = ".dvc/secure/keyring.json"
         if cur is not None and not parents and self.root_policy is not None \
                 and cur.policy_id != self.root_policy:
-            return [Finding(snap.rev, ".dvc/secure/keyring.json", UNTRUSTED_ROOT,
+            return [Finding(snap.rev, where, UNTRUSTED_ROOT,
                             f"the history starts from trust policy {cur.policy_id[:16]}…, not "
                             f"the pinned root {self.root_policy[:16]}… (history rewritten?)",
-                            "fetch the genuine history; only change the pinned root on purpose")]
-        if cur is None or not parents:
-            return []
-        if any(p is not None and p.policy_id == cur.policy_id for p in parents):
-            return []  # unchanged here (a merge may bring a change verified on its branch)
-        out = []
+                            "fetch the genuine history; only change the pinned root on purpose")], hw.mark
         fix = ("restore .dvc/secure/keyring.json from the last trusted revision; policy changes "
                "need the previous admins' signatures")
-        for p in parents:
-            assert p is not None
-            if p.policy_version >= cur.policy_version:
-                out.append(Finding(snap.rev, ".dvc/secure/keyring.json", POLICY_ROLLBACK,
-                                   f"trust policy went from version {p.policy_version} to "
-                                   f"{cur.policy_version}", fix))
-        if out:
-            return out
+        if hw.problem == policy_hw.ROLLBACK:
+            assert hw.mark is not None
+            return [Finding(snap.rev, where, POLICY_ROLLBACK, hw.detail,
+                            f"restore the newest keyring (policy version {hw.mark.version}) and "
+                            "commit it: 'git log --oneline -- .dvc/secure/keyring.json', then "
+                            "'git checkout <commit with that version> -- .dvc/secure/"
+                            "keyring.json'; 'dvc-secure doctor' shows which")], hw.mark
+        if hw.problem == policy_hw.FORK:
+            return [Finding(snap.rev, where, POLICY_FORK, hw.detail,
+                            "keep the version every clone already trusts and make the other "
+                            "side's change again on top of it (dvc-secure grant/revoke), so "
+                            "it becomes the next version")], hw.mark
+        if cur is None or not parents:
+            return [], hw.mark
+        if any(p is not None and p.policy_id == cur.policy_id for p in parents):
+            return [], hw.mark  # unchanged here (a merge may bring a change verified on its branch)
         preds = [p for p in parents if p is not None and p.policy_version == cur.policy_version - 1]
         problems = preds[0].transition_problems(cur) if preds else [
             f"trust policy version jumped to {cur.policy_version}"]
         if not problems:
-            return []
-        return [Finding(snap.rev, ".dvc/secure/keyring.json", POLICY_UNAUTHORIZED,
-                        f"trust policy changed without authority: {'; '.join(problems)}", fix)]
+            return [], hw.mark
+        return [Finding(snap.rev, where, POLICY_UNAUTHORIZED,
+                        f"trust policy changed without authority: {'; '.join(problems)}",
+                        fix)], hw.mark
 
     # --- per metafile ----------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ without a cached state take the full path (``verify_history`` through pygit2).
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -57,6 +59,8 @@ from dvc_secure.services.hook_checks.problems import (
     quote_path,
     report,
 )
+
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 if TYPE_CHECKING:  # pygit2 is imported by pre-push and pre-commit's full path only
     import pygit2
@@ -165,7 +169,8 @@ class _StagedCheck:
     """Verifies the staged state (the index, with HEAD and MERGE_HEAD as parents)."""
 
     def __init__(self, wt: WorkTree, objects: ObjectReader, head: str | None,
-                 head_tree: str, head_parents: list[str]) -> None:
+                 head_tree: str, head_parents: list[str], merging: bool = False) -> None:
+        self.merging = merging  # run as pre-merge-commit
         self.wt, self.root, self.objects = wt, wt.root, objects
         self.head, self.head_tree, self.head_parents = head, head_tree, head_parents
         self.cache = VerifyCache(wt.git_dir)
@@ -183,7 +188,12 @@ class _StagedCheck:
     def merge_heads(self) -> list[str]:
         path = self.wt.git_dir / "MERGE_HEAD"
         if not path.is_file():
-            return []
+            if not self.merging:
+                return []
+            # pre-merge-commit: git writes MERGE_HEAD only after the hook passed, but names
+            # every merged head in a GITHEAD_<commit id> environment variable
+            return sorted(k[len("GITHEAD_"):] for k in os.environ
+                          if k.startswith("GITHEAD_") and _COMMIT_ID.fullmatch(k[len("GITHEAD_"):]))
         return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
     # --- HEAD's chain state ---------------------------------------------------------------
@@ -325,18 +335,18 @@ class _StagedCheck:
         return out + [(n, info) for n, info in self.skipped.items() if n not in snap.metafiles]
 
 
-def pre_commit(start: Path) -> int:
+def pre_commit(start: Path, hook: str = "pre-commit") -> int:
     wt = plumbing.discover(start)
     if wt is None:
         return EXIT_OK
     objects = ObjectReader(wt.root)
     try:
-        return _pre_commit(wt, objects)
+        return _pre_commit(wt, objects, merging=hook == "pre-merge-commit")
     finally:
         objects.close()
 
 
-def _pre_commit(wt: WorkTree, objects: ObjectReader) -> int:
+def _pre_commit(wt: WorkTree, objects: ObjectReader, merging: bool = False) -> int:
     root = wt.root
     info = objects.commit("HEAD")
     head, head_tree, head_parents = info if info is not None else (None, "", [])
@@ -350,7 +360,7 @@ def _pre_commit(wt: WorkTree, objects: ObjectReader) -> int:
     head_files = _before(files, diff)
     if KEYRING_PATH not in files and KEYRING_PATH not in head_files:
         return _finish(wt, None, problems)  # dvc-secure not initialised here
-    check = _StagedCheck(wt, objects, head, head_tree, head_parents)
+    check = _StagedCheck(wt, objects, head, head_tree, head_parents, merging)
     if head is not None and not unmerged and not check.merge_heads() \
             and KEYRING_PATH in files and files.get(KEYRING_PATH) == head_files.get(KEYRING_PATH):
         check.seed_fast(head_files)
