@@ -76,6 +76,10 @@ class ReencryptionError(ConfigurationError):
     """Re-encryption under a new epoch could not complete; it can be resumed."""
 
 
+class GitCommandError(DvcSecureError):
+    """A git command a check depends on failed: the check cannot run, so it blocks."""
+
+
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
 

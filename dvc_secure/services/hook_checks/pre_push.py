@@ -205,7 +205,10 @@ def pre_push(start: Path, remote_name: str, stdin_text: str) -> int:
         if ref.local_sha == ZERO:
             continue  # a deletion pushes no data
         local = resolve(repo, ref.local_sha)
-        if local is None:
+        if local is None:  # never skip what cannot be read: block (fail closed)
+            problems.append(Problem(ref.local_ref, f"the pushed commit {ref.local_sha[:12]} "
+                                    "cannot be read from git, so it was not verified",
+                                    "repair the repository ('git fsck'), then push again"))
             continue
         base = resolve(repo, ref.remote_sha) if ref.remote_sha != ZERO else None
         bases = [base] if base is not None else remote_tips(repo)
