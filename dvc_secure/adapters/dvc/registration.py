@@ -10,6 +10,10 @@ surprise (RegistrationError), each idempotent:
    otherwise accept as plaintext local paths.
 3. ``dvc.fs._resolve_remote_refs``: ``secure://name/sub`` resolves the wrapped remote
    ``name`` (like DVC's own ``remote://``) and hands its configuration to our filesystem.
+   Every DVC command resolves a remote here before it builds a filesystem, so this is
+   also where the remote pin of the signed keyring is enforced (``remote_pin``): a secure
+   remote must match its pinned definition and a named plain remote is refused in a
+   repository whose policy pins its remotes — before any byte leaves.
 """
 
 from __future__ import annotations
@@ -145,6 +149,7 @@ def patch_config_schema(module: ModuleType) -> None:
 
 
 def patch_fs_module(module: ModuleType) -> None:
+    from dvc_secure.adapters.dvc import remote_pin
     from dvc_secure.adapters.dvc.compat import DvcSecureDvcError
     from dvc_secure.adapters.dvc.storage_names import parse_secure_url
 
@@ -159,19 +164,32 @@ def patch_fs_module(module: ModuleType) -> None:
     get_fs_config = getattr(module, "get_fs_config", None)
     if get_fs_config is None:
         raise _shape_error("dvc.fs.get_fs_config is missing")
+    # the remote pin is enforced here only if every named remote resolves through it
+    if "_resolve_remote_refs" not in getattr(getattr(get_fs_config, "__code__", None),
+                                             "co_names", ()):
+        raise _shape_error("dvc.fs.get_fs_config no longer resolves remotes through "
+                           "_resolve_remote_refs")
 
     def _resolve_remote_refs(config: Any, remote_conf: Any) -> Any:
         url = remote_conf.get("url") if isinstance(remote_conf, dict) else None
         if not isinstance(url, str) or urlparse(url).scheme != m.scheme:
+            try:  # a plain remote: refused when the signed policy pins the remotes
+                remote_pin.check_plain(config, remote_conf)
+            except ConfigurationError as exc:
+                raise DvcSecureDvcError(exc) from None
             return original(config, remote_conf)
         try:
-            name, _sub = parse_secure_url(url)
-            base = module.get_fs_config(config, name=name)
+            name, sub = parse_secure_url(url)
+            with remote_pin.resolving_wrapped():
+                base = module.get_fs_config(config, name=name)
             if urlparse(str(base.get("url", ""))).scheme == m.scheme:
                 raise ConfigurationError(
                     f"secure remote '{url}' wraps '{name}', which is itself a secure remote",
                     hint="point secure:// at a plain storage remote (local, s3, ssh, …)",
                 )
+            # before any filesystem exists: the definition must be the signed pin's
+            remote_pin.check_secure(config, remote_conf, name,
+                                    "/".join(p for p in sub.split("/") if p), base)
         except ConfigurationError as exc:
             raise DvcSecureDvcError(exc) from None
         return {

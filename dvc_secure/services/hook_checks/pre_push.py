@@ -185,8 +185,11 @@ class Presence:
 
 def dvc_push(root: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
     print(f"dvc-secure pre-push: dvc push {' '.join(args)}", file=sys.stderr)
+    from dvc_secure.adapters.local.env_secrets import child_env
+
+    # our own DVC child needs the identity taken from this process's environment
     return subprocess.run([sys.executable, "-m", "dvc", "push", *args], cwd=root, text=True,
-                          capture_output=True)
+                          capture_output=True, env=child_env())
 
 
 def pre_push(start: Path, remote_name: str, stdin_text: str) -> int:
