@@ -121,3 +121,7 @@ class SignatureError(ObjectFormatError):
 
 class UntrustedSignerError(SignatureError):
     """The object was signed by a key that is not a writer in the keyring."""
+
+
+class ContentMismatchError(SignatureError):
+    """A former signer's object whose content is not what its name (content hash) says."""

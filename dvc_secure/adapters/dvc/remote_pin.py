@@ -3,8 +3,9 @@
 ``.dvc/config`` is not signed; the keyring's ``remotes`` member is (docs/spec/keyring.md
 §4b). ``registration``'s patch of ``dvc.fs._resolve_remote_refs`` — the one place every
 DVC command resolves a remote before it builds a filesystem — calls :func:`check_secure`
-for ``secure://`` remotes and :func:`check_plain` for every other named remote, so a
-``.dvc/config`` edited to leak is refused before any byte leaves. This module patches
+for ``secure://`` remotes and :func:`plain_refusal` for every other named remote (whose
+configuration it then marks refused), so a ``.dvc/config`` edited to leak is refused
+before any byte leaves. This module patches
 nothing.
 """
 
@@ -81,28 +82,27 @@ def _default(config: Any) -> str | None:
     return str(value).lower() if value else None
 
 
-def check_plain(config: Any, remote_conf: Any) -> None:
-    """Refuse a named plain remote in a repository whose policy pins its remotes (unless
-    a secure remote is opening the storage it wraps)."""
+def plain_refusal(config: Any, remote_conf: Any) -> str | None:
+    """Why the named plain remote ``remote_conf`` may not be used (None: it may): in a
+    repository whose signed policy pins its remotes, only a secure remote opening the
+    storage it wraps may use a plain one."""
     if _WRAPPED.get():
-        return
+        return None
     dvc_dir = _dvc_dir(config)
     if dvc_dir is None:
-        return
+        return None
     name = remote_name(config, remote_conf)
     if name is None:
-        return  # a URL (import-url, ls-url), not one of the repository's remotes
+        return None  # a URL (import-url, ls-url), not one of the repository's remotes
     policy = policy_of(dvc_dir)
     if policy is None:
-        return
+        return None
     pinned = ", ".join(f"{p.name} = {p.secure_url}" for p in policy.secure)
-    raise RemotePinError(
-        f"DVC remote '{name}' is not a secure remote, and this repository's signed policy "
-        f"pins its remotes ({pinned}): refusing to let DVC use it, as its data would leave "
-        "this machine unencrypted and under DVC's MD5 names",
-        hint=(f"push to a pinned remote: 'dvc push -r {policy.default or policy.secure[0].name}'"
-              f" (and 'dvc remote default {policy.default or policy.secure[0].name}'); "
-              + _FIX))
+    good = policy.default or policy.secure[0].name
+    return (f"DVC remote '{name}' is not a secure remote, and this repository's signed "
+            f"policy pins its remotes ({pinned}): dvc-secure refuses to let DVC use it, as "
+            "its data would leave this machine unencrypted and under DVC's MD5 names. "
+            f"Use 'dvc push -r {good}' (and 'dvc remote default {good}'); " + _FIX)
 
 
 def check_secure(config: Any, remote_conf: Any, wraps: str, subpath: str,

@@ -23,6 +23,11 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import fs_join
+from dvc_secure.adapters.dvc.content_check import (
+    Md5Sink,
+    PeekedSource,
+    check_former_signer_content,
+)
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
     PARTIAL_PREFIX,
@@ -32,7 +37,7 @@ from dvc_secure.adapters.dvc.storage_names import (
     split_long,
 )
 from dvc_secure.adapters.local.push_journal import PushJournal
-from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
 from dvc_secure.core.format.names import hide_name, reveal_name
 from dvc_secure.core.format.object_format import (
     DEFAULT_SEGMENT_LOG2,
@@ -86,6 +91,21 @@ class _ProgressSource:
         data = self._raw.read(n)
         self._callback.relative_update(len(data))
         return data
+
+
+def decrypt_checked(raw: BinaryIO, sink: Any, rel: str, keys: RepoKeys) -> ObjectSeal:
+    """``decrypt_object`` with the former-signer content check (``content_check``) in the
+    same pass: MD5 is computed only when the header epoch is one a former signer held."""
+    src = PeekedSource(raw)
+    hashing = Md5Sink(sink) if keys.content_check_needed(src.epoch()) else None
+    seal = decrypt_object(
+        cast(BinaryIO, src), hashing if hashing is not None else sink,
+        object_id=rel.encode(),
+        key_for_epoch=keys.keyset.key_for_epoch,
+        is_trusted_signer=keys.is_trusted_signer,
+    )
+    check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)
+    return seal
 
 
 class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
@@ -442,13 +462,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out, self.inner.open(target, "rb") as src:
-                decrypt_object(
-                    src,
-                    _ProgressSink(out, callback),
-                    object_id=rel.encode(),
-                    key_for_epoch=keys.keyset.key_for_epoch,
-                    is_trusted_signer=keys.is_trusted_signer,
-                )
+                decrypt_checked(src, _ProgressSink(out, callback), rel, keys)
             os.replace(partial, lpath)
             service_hooks.count("down", os.path.getsize(lpath))
         except BaseException:
@@ -462,11 +476,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         rel = self._rel(self._strip_protocol(path))
         keys = self.keys.get()
         with self.inner.open(self.object_path(rel), "rb") as src:
-            return decrypt_object(
-                src, _Discard(), object_id=rel.encode(),
-                key_for_epoch=keys.keyset.key_for_epoch,
-                is_trusted_signer=keys.is_trusted_signer,
-            )
+            return decrypt_checked(src, _Discard(), rel, keys)
 
     def stored_object(self, path: str) -> StoredObject | None:
         """Where and what the ciphertext of ``path`` is (from this clone's push journal, else
@@ -503,11 +513,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
             try:
                 with self.inner.open(self.object_path(rel), "rb") as src:
-                    decrypt_object(
-                        src, spool, object_id=rel.encode(),
-                        key_for_epoch=keys.keyset.key_for_epoch,
-                        is_trusted_signer=keys.is_trusted_signer,
-                    )
+                    decrypt_checked(src, spool, rel, keys)
             except BaseException:
                 spool.close()
                 raise
