@@ -36,6 +36,10 @@ class UnsafeRemoteURLError(ConfigurationError):
     """A ``secure://`` URL that DVC could mistake for a plaintext local path."""
 
 
+class RemotePinError(ConfigurationError):
+    """DVC's remote configuration differs from the remote pin of the signed keyring."""
+
+
 class RegistrationError(ConfigurationError):
     """DVC's internals do not have the shape the plugin patches; it refuses to run."""
 

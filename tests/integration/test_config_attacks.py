@@ -147,3 +147,18 @@ def test_config_parser_disagreement_cannot_hide_a_plain_remote(pushed_repo: Secu
     proc = repo.dvc("push", check=False)
     check_failed(proc, "'plain' is not a secure remote")
     assert not plain.exists()
+
+
+def test_keyring_deleted_by_commit_cannot_unpin_remotes(pushed_repo: SecureRepo,
+                                                        tmp_path: Path) -> None:
+    """Deleting the keyring in the same commit must not switch the pin off: this clone's
+    trust pin (in .git, which no push can write) still holds the pinned policy."""
+    repo = pushed_repo
+    evil = tmp_path / "attacker-storage"
+    repo.git("rm", "-q", ".dvc/secure/keyring.json")
+    repo.dvc("remote", "modify", "vault", "url", str(evil))
+    _attacker_commit(repo, "drop dvc-secure")
+    _new_data(repo)
+    proc = repo.dvc("push", check=False)
+    check_failed(proc, "keyring.json is missing", "git checkout")
+    assert not evil.exists() or not files_under(evil)

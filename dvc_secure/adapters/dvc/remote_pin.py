@@ -20,24 +20,24 @@ from pathlib import Path
 from typing import Any
 
 from dvc_secure.adapters.dvc.storage_names import parse_secure_url
-from dvc_secure.adapters.local.repo_keyring import keyring_path, load_trusted_keyrings
+from dvc_secure.adapters.local.repo_keyring import (
+    keyring_path,
+    load_trusted_keyrings,
+    pinned_keyring,
+)
 from dvc_secure.core.keys.remote_policy import (
     ConfiguredRemote,
     RemotePolicy,
     SecureRemotePin,
     pin_problems,
 )
-from dvc_secure.errors import ConfigurationError
+from dvc_secure.errors import ConfigurationError, RemotePinError
 
 # set while a secure remote resolves the storage remote it wraps (that one may be plain)
 _WRAPPED = contextvars.ContextVar("dvc_secure_resolving_wrapped", default=False)
 
 _FIX = ("restore .dvc/config to the pinned definition (git checkout <last good commit> -- "
         ".dvc/config); if the change is intended, an admin pins it: 'dvc-secure remote-policy'")
-
-
-class RemotePinError(ConfigurationError):
-    """DVC's remote configuration differs from the signed remote pin."""
 
 
 @contextlib.contextmanager
@@ -68,12 +68,30 @@ def remote_name(config: Any, remote_conf: Any) -> str | None:
     return None
 
 
+_POLICIES: dict[tuple[str, int, int], RemotePolicy | None] = {}
+
+
 def policy_of(dvc_dir: str) -> RemotePolicy | None:
-    """The remote pin of the newest keyring this clone trusts (None: none pinned or no
-    keyring: not a dvc-secure repository). An untrusted keyring raises: fail closed."""
-    if not keyring_path(dvc_dir).is_file():
+    """The remote pin of the newest keyring this clone trusts (None: none pinned, or no
+    keyring and no trust pin: not a dvc-secure repository). An untrusted keyring raises
+    (fail closed); a deleted keyring does not switch the pin off while this clone's trust
+    pin holds one. Cached per keyring file state: DVC resolves a remote several times."""
+    path = keyring_path(dvc_dir)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        pinned = pinned_keyring(dvc_dir)
+        if pinned is not None and pinned.remotes is not None:
+            raise RemotePinError(
+                f"{path} is missing, but this clone trusts a keyring that pins its remotes: "
+                "refusing to use DVC remotes without the policy",
+                hint="restore it: git checkout <last good commit> -- .dvc/secure/keyring.json"
+            ) from None
         return None
-    return load_trusted_keyrings(dvc_dir).newest.remotes
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _POLICIES:
+        _POLICIES[key] = load_trusted_keyrings(dvc_dir).newest.remotes
+    return _POLICIES[key]
 
 
 def _default(config: Any) -> str | None:

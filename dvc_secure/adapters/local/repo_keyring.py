@@ -328,3 +328,17 @@ def refuse_if_pending(dvc_dir: str | os.PathLike[str]) -> None:
             f"({pending_path(dvc_dir)})",
             hint="another admin runs 'dvc-secure approve'; or discard it with "
             "'dvc-secure approve --discard'")
+
+
+def pinned_keyring(dvc_dir: str | os.PathLike[str]) -> Keyring | None:
+    """The keyring this clone's trust pin holds (None: no pin, or not a git work tree).
+    Used when the workspace keyring is missing: a commit that deletes it must not switch
+    off what the trusted policy enforces (e.g. the remote pin)."""
+    git_dir = find_git_dir(Path(dvc_dir).resolve().parent)
+    pin = _read_pin(git_dir) if git_dir is not None else None
+    if pin is None:
+        return None
+    try:
+        return Keyring.from_json(str(pin["keyring"]))
+    except KeyringError:
+        return None
