@@ -151,6 +151,8 @@ def cmd_remote_policy(args: argparse.Namespace) -> int:
     from dvc_secure.services.access import set_remote_policy
 
     dvc_dir = _dvc_dir()
+    if args.unpin:
+        return _report(set_remote_policy(dvc_dir, None), "remote-policy unpin")
     if args.update:
         policy = current_policy(dvc_dir)
         if policy is None:
@@ -179,8 +181,11 @@ def cmd_remote_policy(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("remote-policy", help="show the secure remotes the signed policy pins; "
                        "--update pins DVC's current remote configuration (admins)")
-    p.add_argument("--update", action="store_true",
-                   help="pin every secure:// remote and the default remote as configured now")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--update", action="store_true",
+                      help="pin every secure:// remote and the default remote as configured now")
+    mode.add_argument("--unpin", action="store_true",
+                      help="stop pinning remotes (DVC may then use plain remotes again)")
     p.set_defaults(func=cmd_remote_policy)
 
     p = sub.add_parser("members", help="who may read, write and administer this repository")
