@@ -162,3 +162,25 @@ def test_keyring_deleted_by_commit_cannot_unpin_remotes(pushed_repo: SecureRepo,
     proc = repo.dvc("push", check=False)
     check_failed(proc, "keyring.json is missing", "git checkout")
     assert not evil.exists() or not files_under(evil)
+
+
+def test_admin_pins_a_deliberate_remote_change(pushed_repo: SecureRepo) -> None:
+    """The legitimate path: the admin signs the new configuration into the policy."""
+    import json
+
+    repo = pushed_repo
+    assert "matches the pin" in repo.secure("remote-policy").stdout
+    repo.dvc("remote", "modify", "vault", "hide_names", "false")
+    shown = repo.secure("remote-policy", check=False)
+    assert shown.returncode == 1 and "differs from the pin" in shown.stdout
+    before = json.loads((repo.root / ".dvc/secure/keyring.json").read_text())["signed"]
+    out = repo.secure("remote-policy", "--update")
+    assert "hide_names false" in out.stdout
+    after = json.loads((repo.root / ".dvc/secure/keyring.json").read_text())["signed"]
+    assert after["policy_version"] == before["policy_version"] + 1
+    assert after["remotes"]["secure"][0]["hide_names"] is False
+    _new_data(repo)
+    repo.dvc("push", "-q")
+    assert list(repo.storage.rglob("files")), "plain DVC names, as now pinned"
+    stored = [p for p in files_under(repo.storage) if "files" in p.parts]
+    assert stored and all(p.read_bytes().startswith(b"DVCSEC") for p in stored)
