@@ -95,10 +95,17 @@ def test_allow_gc_sealed_enabled_by_commit_is_refused(pushed_repo: SecureRepo) -
     proc = repo.dvc("gc", "-c", "-w", "-f", check=False)
     check_failed(proc, "allow_gc_sealed is true, the policy pins false")
     assert files_under(repo.storage) == before
-    # the documented one-off erasure in this clone's own config.local still works, which
-    # shows the gc above would have deleted sealed data
+    # the same through a committed .dvc/config.local (git add -f)
     repo.git("checkout", "HEAD~1", "--", ROOT_CONFIG)
     repo.dvc("remote", "modify", "--local", "vault", "allow_gc_sealed", "true")
+    repo.git("add", "-f", ".dvc/config.local", ROOT_CONFIG)
+    repo.git("commit", "-q", "-m", "tidy the remote, locally")
+    proc = repo.dvc("gc", "-c", "-w", "-f", check=False)
+    check_failed(proc, "allow_gc_sealed is true, the policy pins false")
+    assert files_under(repo.storage) == before
+    # the documented one-off erasure in this clone's own (untracked) config.local works,
+    # which shows the gc above would have deleted sealed data
+    repo.git("rm", "-q", "--cached", ".dvc/config.local")
     repo.dvc("gc", "-c", "-w", "-f")
     assert len(files_under(repo.storage)) < len(before)
 

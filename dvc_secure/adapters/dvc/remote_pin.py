@@ -159,11 +159,17 @@ def check_secure(config: Any, remote_conf: Any, wraps: str, subpath: str,
 def _local_gc_opt_out(dvc_dir: str, name: str) -> bool:
     """Does this clone's own ``config.local`` (never in git) set allow_gc_sealed for ``name``?"""
     from dvc_secure.adapters.dvc.config_file import parse_config_text
+    from dvc_secure.adapters.git import plumbing
 
+    local = Path(dvc_dir, "config.local")
     try:
-        text = Path(dvc_dir, "config.local").read_text(encoding="utf-8")
+        text = local.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
+    root = Path(dvc_dir).parent
+    tracked = plumbing.git(["ls-files", "--", str(local)], root)
+    if tracked.returncode != 0 or tracked.stdout.strip():
+        return False  # committed (git add -f) or unknown: not this clone's own choice
     section = parse_config_text(text, "config.local").get(f'remote "{name}"', {})
     return _flag(section.get("allow_gc_sealed"), False)
 
