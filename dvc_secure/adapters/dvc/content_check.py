@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
-from dvc_secure.core.format.object_format import HEADER_LEN, ObjectHeader, ObjectSeal
+from dvc_secure.adapters.local.repo_keys import RepoKeys
+from dvc_secure.core.format.object_format import (
+    HEADER_LEN,
+    ObjectHeader,
+    ObjectSeal,
+    decrypt_object,
+)
 from dvc_secure.errors import ContentMismatchError, DvcSecureError
 
 DVC3_OBJECT = re.compile(r"^files/md5/([0-9a-f]{2})/([0-9a-f]{30})(\.dir)?$")
@@ -101,3 +107,18 @@ def check_former_signer_content(rel: str, seal: ObjectSeal, md5: str | None,
             "it on the storage; refused, nothing was written",
             hint="re-push it from a clean cache ('dvc push'), run 'dvc-secure verify --remote', "
             "and rotate with 'dvc-secure rotate --reencrypt'")
+
+
+def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys) -> ObjectSeal:
+    """``decrypt_object`` with the former-signer content check in the same pass: MD5 is
+    computed only when the header epoch is one a former signer held."""
+    src = PeekedSource(raw)
+    hashing = Md5Sink(sink) if keys.content_check_needed(src.epoch()) else None
+    seal = decrypt_object(
+        cast(BinaryIO, src), hashing if hashing is not None else sink,
+        object_id=rel.encode(),
+        key_for_epoch=keys.keyset.key_for_epoch,
+        is_trusted_signer=keys.is_trusted_signer,
+    )
+    check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)
+    return seal

@@ -23,11 +23,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import fs_join
-from dvc_secure.adapters.dvc.content_check import (
-    Md5Sink,
-    PeekedSource,
-    check_former_signer_content,
-)
+from dvc_secure.adapters.dvc.content_check import decrypt_checked
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
     PARTIAL_PREFIX,
@@ -37,14 +33,13 @@ from dvc_secure.adapters.dvc.storage_names import (
     split_long,
 )
 from dvc_secure.adapters.local.push_journal import PushJournal
-from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
+from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
 from dvc_secure.core.format.names import hide_name, reveal_name
 from dvc_secure.core.format.object_format import (
     DEFAULT_SEGMENT_LOG2,
     EncryptingReader,
     ObjectSeal,
     ciphertext_size,
-    decrypt_object,
     plaintext_size,
 )
 from dvc_secure.core.sidecar.remote_index import StoredObject
@@ -91,21 +86,6 @@ class _ProgressSource:
         data = self._raw.read(n)
         self._callback.relative_update(len(data))
         return data
-
-
-def decrypt_checked(raw: BinaryIO, sink: Any, rel: str, keys: RepoKeys) -> ObjectSeal:
-    """``decrypt_object`` with the former-signer content check (``content_check``) in the
-    same pass: MD5 is computed only when the header epoch is one a former signer held."""
-    src = PeekedSource(raw)
-    hashing = Md5Sink(sink) if keys.content_check_needed(src.epoch()) else None
-    seal = decrypt_object(
-        cast(BinaryIO, src), hashing if hashing is not None else sink,
-        object_id=rel.encode(),
-        key_for_epoch=keys.keyset.key_for_epoch,
-        is_trusted_signer=keys.is_trusted_signer,
-    )
-    check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)
-    return seal
 
 
 class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
