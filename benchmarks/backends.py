@@ -60,6 +60,8 @@ def bench_backend(kind: str, make_store: Any, base: Path, files: int, file_mib: 
     add_remote(repo, env, "storage", plain)
     add_remote(repo, env, "secure-inner", inner)
     run([sys.executable, "-m", "dvc_secure.cli.main", "init", "--remote", "secure-inner"], repo, env)
+    # plain and secure remotes side by side on purpose: the admin unpins the remotes
+    run([sys.executable, "-m", "dvc_secure.cli.main", "remote-policy", "--unpin"], repo, env)
     data = repo / "data"
     data.mkdir()
     for i in range(files):

@@ -147,6 +147,9 @@ class Bench:
             self.repo, self.env)
         run([self.python, "-m", "dvc_secure.cli.main", "init", "--remote", "secure-inner",
              "--name", VARIANTS["secure"]], self.repo, self.env)
+        # plain and secure remotes side by side on purpose: the admin unpins the remotes
+        run([self.python, "-m", "dvc_secure.cli.main", "remote-policy", "--unpin"],
+            self.repo, self.env)
         write_random_files(self.ds, self.repo / "data")
         run(self.dvc("add", "-q", "data"), self.repo, self.env)
 

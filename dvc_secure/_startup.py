@@ -63,4 +63,17 @@ def install() -> None:
         connect()
 
 
+def take_env_secrets() -> None:
+    """Take DVC_SECURE_IDENTITY / DVC_SECURE_PASSPHRASE out of the environment before
+    anything can start a child process (adapters/local/env_secrets.py); ``os`` is
+    already imported by ``site``, the module below only when a variable is set."""
+    import os
+
+    if "DVC_SECURE_IDENTITY" in os.environ or "DVC_SECURE_PASSPHRASE" in os.environ:
+        from dvc_secure.adapters.local import env_secrets
+
+        env_secrets.take()
+
+
+take_env_secrets()
 install()

@@ -36,6 +36,10 @@ class UnsafeRemoteURLError(ConfigurationError):
     """A ``secure://`` URL that DVC could mistake for a plaintext local path."""
 
 
+class RemotePinError(ConfigurationError):
+    """DVC's remote configuration differs from the remote pin of the signed keyring."""
+
+
 class RegistrationError(ConfigurationError):
     """DVC's internals do not have the shape the plugin patches; it refuses to run."""
 
@@ -91,6 +95,10 @@ class ReencryptionInterruptedError(ReencryptionError):
     exit_code = 130
 
 
+class GitCommandError(DvcSecureError):
+    """A git command a check depends on failed: the check cannot run, so it blocks."""
+
+
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
 
@@ -132,3 +140,7 @@ class SignatureError(ObjectFormatError):
 
 class UntrustedSignerError(SignatureError):
     """The object was signed by a key that is not a writer in the keyring."""
+
+
+class ContentMismatchError(SignatureError):
+    """A former signer's object whose content is not what its name (content hash) says."""

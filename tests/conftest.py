@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dvc_secure.adapters.local import env_secrets
 from dvc_secure.adapters.local.identity_store import ENV_IDENTITY, ENV_IDENTITY_FILE
 
 
@@ -72,6 +73,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
     home.mkdir()
     for var in (ENV_IDENTITY, ENV_IDENTITY_FILE):
         monkeypatch.delenv(var, raising=False)
+    env_secrets.forget()  # nor one taken out of the environment at start-up
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     yield base_env(home)
@@ -98,6 +100,7 @@ def make_secure_repo(tmp_path: Path, isolated_env: dict[str, str]):  # type: ign
         repo.secure("init", "--remote", "storage", "--member-name", "alice")
         if not hide_names:
             repo.dvc("remote", "modify", "vault", "hide_names", "false")
+            repo.secure("remote-policy", "--update")  # pinned in the signed policy
         repo.git("add", "-A")
         repo.git("commit", "-q", "-m", "init")
         return repo

@@ -149,7 +149,50 @@ def cmd_threshold(args: argparse.Namespace) -> int:
     return _report(set_threshold(_dvc_dir(), args.n), f"threshold {args.n}")
 
 
+def cmd_remote_policy(args: argparse.Namespace) -> int:
+    """Show the signed remote pin against DVC's configuration, or pin the configuration."""
+    from dvc_secure.adapters.dvc.remote_pin import current_policy
+    from dvc_secure.adapters.local.repo_keyring import load_trusted_keyrings
+    from dvc_secure.services.access import set_remote_policy
+
+    dvc_dir = _dvc_dir()
+    if args.unpin:
+        return _report(set_remote_policy(dvc_dir, None), "remote-policy unpin")
+    if args.update:
+        policy = current_policy(dvc_dir)
+        if policy is None:
+            raise ConfigurationError("DVC's configuration has no secure:// remote to pin",
+                                     hint="dvc-secure init --remote <storage>")
+        return _report(set_remote_policy(dvc_dir, policy), "remote-policy update")
+    pinned = load_trusted_keyrings(dvc_dir).newest.remotes
+    now = current_policy(dvc_dir)
+    if pinned is None:
+        print("no remotes are pinned by the signed policy: DVC's configuration is not "
+              "checked (pin it: 'dvc-secure remote-policy --update', admins)")
+        return 0
+    for pin in pinned.secure:
+        print(f"pinned: {pin.name} = {pin.secure_url}; {pin.wraps} = {pin.url}; hide_names "
+              f"{str(pin.hide_names).lower()}; allow_gc_sealed {str(pin.allow_gc_sealed).lower()}")
+    print(f"pinned default remote: {pinned.default or '(none)'}")
+    if now != pinned:
+        print("DVC's configuration differs from the pin: DVC refuses to push until "
+              ".dvc/config is restored, or an admin pins the change with "
+              "'dvc-secure remote-policy --update'")
+        return 1
+    print("DVC's configuration matches the pin")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("remote-policy", help="show the secure remotes the signed policy pins; "
+                       "--update pins DVC's current remote configuration (admins)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--update", action="store_true",
+                      help="pin every secure:// remote and the default remote as configured now")
+    mode.add_argument("--unpin", action="store_true",
+                      help="stop pinning remotes (DVC may then use plain remotes again)")
+    p.set_defaults(func=cmd_remote_policy)
+
     p = sub.add_parser("members", help="who may read, write and administer this repository")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_members)

@@ -73,7 +73,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     repo = find_repo()
     identity = load_identity()
     path = keyring_path(repo.dvc_dir)
-    if path.exists():
+    existed = path.exists()
+    if existed:
         ring = load_keyring(repo.dvc_dir)
         if ring.member_for(identity) is None:
             raise ConfigurationError(
@@ -81,16 +82,27 @@ def cmd_init(args: argparse.Namespace) -> int:
                 hint="ask one of its admins for 'dvc-secure grant'",
             )
         print(f"keyring already initialised ({path.relative_to(repo.root)})", file=sys.stderr)
-    else:
-        name = args.member_name or _default_member_name()
-        ring = Keyring.create(identity, name, _now())
-        save_keyring(repo.dvc_dir, ring)
-        print(f"created keyring {path.relative_to(repo.root)} (epoch 1, admin: {name})",
-              file=sys.stderr)
     if args.remote:
         url = add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default)
         default = "" if args.no_default else " (default)"
         print(f"remote '{args.name}' = {url}{default}", file=sys.stderr)
+    if not existed:
+        from dvc_secure.adapters.dvc.remote_pin import current_policy
+
+        name = args.member_name or _default_member_name()
+        ring = Keyring.create(identity, name, _now())
+        # the secure remotes and the default, pinned in the signed policy (keyring.md §4b)
+        ring.remotes = current_policy(repo.dvc_dir)
+        if ring.remotes is not None and identity.signing is not None:
+            ring.sign(identity.signing)
+        save_keyring(repo.dvc_dir, ring)
+        pinned = f", pinned remotes: {', '.join(p.name for p in ring.remotes.secure)}" \
+            if ring.remotes is not None else ""
+        print(f"created keyring {path.relative_to(repo.root)} (epoch 1, admin: {name}{pinned})",
+              file=sys.stderr)
+    elif args.remote:
+        print("the signed remote policy does not pin this remote yet: an admin runs "
+              "'dvc-secure remote-policy --update'", file=sys.stderr)
     print("next: git add .dvc/secure .dvc/config && git commit -m 'dvc-secure: init'",
           file=sys.stderr)
     return EXIT_OK

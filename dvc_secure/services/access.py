@@ -30,6 +30,7 @@ from dvc_secure.adapters.local.repo_keyring import (
 from dvc_secure.core.keys import policy_changes as changes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
+from dvc_secure.core.keys.remote_policy import RemotePolicy
 from dvc_secure.errors import AccessDeniedError, KeyringError, PendingPolicyError, ReencryptionError
 
 
@@ -258,6 +259,27 @@ def set_threshold(dvc_dir: Path, threshold: int,
     nxt = changes.set_threshold(admin.ring, threshold)
     return _apply(admin, nxt, [f"threshold {admin.ring.threshold} -> {threshold} admin "
                                "signature(s) per policy change"])
+
+
+def set_remote_policy(dvc_dir: Path, policy: RemotePolicy | None,
+                      env: Mapping[str, str] | None = None) -> ChangeResult:
+    """Pin (or unpin, with None) the secure remotes DVC may use (keyring.md §4b)."""
+    refuse_if_pending(dvc_dir)
+    admin = _load_admin(dvc_dir, env)
+    if policy == admin.ring.remotes:
+        raise PendingPolicyError("the remote policy already pins exactly this configuration",
+                                 hint="nothing to do; 'dvc-secure remote-policy' shows it")
+    nxt = admin.ring.successor()
+    nxt.remotes = policy
+    if policy is None:
+        summary = ["remotes unpinned: DVC's configuration is no longer checked against the "
+                   "signed policy"]
+    else:
+        summary = [f"pinned remote '{p.name}' = {p.secure_url} (storage '{p.wraps}' at "
+                   f"{p.url}, hide_names {str(p.hide_names).lower()}, allow_gc_sealed "
+                   f"{str(p.allow_gc_sealed).lower()})" for p in policy.secure]
+        summary.append(f"default remote: {policy.default or '(not pinned)'}")
+    return _apply(admin, nxt, summary)
 
 
 def approve(dvc_dir: Path, *, discard: bool = False,

@@ -356,10 +356,12 @@ def test_journal_binding_not_used_after_storage_url_changed(hooked: SecureRepo) 
     _commit(hooked, "v1")  # records the remote's identity in the push journal
     _file_dataset(hooked, "id\n2\n")  # pushed to the old storage ...
     hooked.dvc("remote", "modify", "storage", "url", str(hooked.root.parent / "new-storage"))
+    hooked.secure("remote-policy", "--update")  # a deliberate move, pinned by the admin
     proc = _commit(hooked, "v2", check=False)  # ... so the remote now named has none of it
     assert proc.returncode == 1
     assert "dvc push table.csv.dvc" in proc.stderr
-    assert not (hooked.root.parent / "new-storage" / "dvc-secure").exists()
+    # no remote index was published there (the admin's audit event may have been)
+    assert not (hooked.root.parent / "new-storage" / "dvc-secure" / "index").exists()
 
 
 # --- pre-push -----------------------------------------------------------------------------

@@ -290,11 +290,29 @@ def test_patches_on_fresh_modules_are_idempotent() -> None:
     def resolve(config: Any, remote_conf: Any) -> Any:
         return remote_conf
 
-    fs_mod = _module("dvc.fs", _resolve_remote_refs=resolve, get_fs_config=lambda c, **k: {})
+    def get_fs_config(config: Any, **kwargs: Any) -> Any:
+        return _resolve_remote_refs(config, kwargs)  # type: ignore[name-defined]  # noqa: F821
+
+    fs_mod = _module("dvc.fs", _resolve_remote_refs=resolve, get_fs_config=get_fs_config)
     for _ in range(3):
         patch_fs_module(fs_mod)
     assert fs_mod._resolve_remote_refs.__wrapped__ is resolve
     assert fs_mod._resolve_remote_refs(None, {"url": "s3://b"}) == {"url": "s3://b"}
+
+
+def test_patch_refuses_a_get_fs_config_that_bypasses_the_resolver() -> None:
+    """The remote pin is enforced in _resolve_remote_refs: if DVC stopped resolving named
+    remotes through it, the plugin must refuse to register (fail closed)."""
+    from dvc_secure.adapters.dvc.registration import patch_fs_module
+    from dvc_secure.errors import RegistrationError
+
+    def resolve(config: Any, remote_conf: Any) -> Any:
+        return remote_conf
+
+    fs_mod = _module("dvc.fs", _resolve_remote_refs=resolve,
+                     get_fs_config=lambda config, **kwargs: kwargs)
+    with pytest.raises(RegistrationError, match="no longer resolves remotes"):
+        patch_fs_module(fs_mod)
 
 
 def _closure_of(validator: Any) -> dict[str, Any]:

@@ -10,6 +10,11 @@ surprise (RegistrationError), each idempotent:
    otherwise accept as plaintext local paths.
 3. ``dvc.fs._resolve_remote_refs``: ``secure://name/sub`` resolves the wrapped remote
    ``name`` (like DVC's own ``remote://``) and hands its configuration to our filesystem.
+   Every DVC command resolves a remote here before it builds a filesystem, so this is
+   also where the remote pin of the signed keyring is enforced (``remote_pin``): a secure
+   remote must match its pinned definition, and a named plain remote in a repository
+   whose policy pins its remotes is marked so that every remote schema (2.) refuses it
+   when DVC builds its filesystem — before any byte leaves.
 """
 
 from __future__ import annotations
@@ -91,6 +96,32 @@ def secure_schema(config_schema: ModuleType) -> dict[Any, Any]:
     return schema
 
 
+# set by the resolver (3.) on a plain named remote the signed remote pin forbids; every
+# remote schema refuses a configuration that carries it, so DVC cannot build its
+# filesystem (``dvc doctor``, which only asks for the protocol, still works)
+REFUSED_KEY = "secure_refused"
+
+
+def _refused(data: Any) -> None:
+    from voluptuous import Invalid
+
+    reason = data.get(REFUSED_KEY) if isinstance(data, dict) else None
+    if reason is not None:
+        raise Invalid(str(reason))
+
+
+class _RefusePinnedPlain:
+    """Wraps a plain scheme's schema: refuses a remote the resolver marked (REFUSED_KEY)."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        setattr(self, _MARK, True)
+
+    def __call__(self, data: Any) -> Any:
+        _refused(data)
+        return self.schema(data)
+
+
 class _RefuseNamelessSecure:
     """Wraps DVC's local-path schema: ``secure:///x`` or ``secure:x`` must never be a path."""
 
@@ -111,6 +142,7 @@ class _RefuseNamelessSecure:
     def __call__(self, data: Any) -> Any:
         from voluptuous import Invalid
 
+        _refused(data)
         url = data.get("url") if isinstance(data, dict) else None
         if isinstance(url, str) and self._nameless(url):
             raise Invalid(
@@ -133,6 +165,9 @@ def patch_config_schema(module: ModuleType) -> None:
     schema = secure_schema(module)
     if not getattr(schemas[""], _MARK, False):
         schemas[""] = _RefuseNamelessSecure(schemas[""], m.scheme)
+    for scheme, plain in list(schemas.items()):
+        if scheme not in ("", m.scheme) and not getattr(plain, _MARK, False):
+            schemas[scheme] = _RefusePinnedPlain(plain)
     schemas[m.scheme] = Schema(schema)
     remote_schemas = getattr(module, "REMOTE_SCHEMAS", None)
     if remote_schemas is not None:  # DVC >= 3.64 also exposes the raw table
@@ -145,6 +180,7 @@ def patch_config_schema(module: ModuleType) -> None:
 
 
 def patch_fs_module(module: ModuleType) -> None:
+    from dvc_secure.adapters.dvc import remote_pin
     from dvc_secure.adapters.dvc.compat import DvcSecureDvcError
     from dvc_secure.adapters.dvc.storage_names import parse_secure_url
 
@@ -159,19 +195,38 @@ def patch_fs_module(module: ModuleType) -> None:
     get_fs_config = getattr(module, "get_fs_config", None)
     if get_fs_config is None:
         raise _shape_error("dvc.fs.get_fs_config is missing")
+    # the remote pin is enforced here only if every named remote resolves through it
+    if "_resolve_remote_refs" not in getattr(getattr(get_fs_config, "__code__", None),
+                                             "co_names", ()):
+        raise _shape_error("dvc.fs.get_fs_config no longer resolves remotes through "
+                           "_resolve_remote_refs")
 
     def _resolve_remote_refs(config: Any, remote_conf: Any) -> Any:
         url = remote_conf.get("url") if isinstance(remote_conf, dict) else None
         if not isinstance(url, str) or urlparse(url).scheme != m.scheme:
-            return original(config, remote_conf)
+            # a plain remote: marked refused when the signed policy pins the remotes, so
+            # the schema check in get_cloud_fs refuses to build its filesystem (a marked
+            # configuration validates nowhere: unknown keys are refused by every schema)
+            try:
+                reason = remote_pin.plain_refusal(config, remote_conf)
+            except ConfigurationError as exc:
+                raise DvcSecureDvcError(exc) from None
+            resolved = original(config, remote_conf)
+            if reason is not None and isinstance(resolved, dict):
+                return {**resolved, REFUSED_KEY: reason}
+            return resolved
         try:
-            name, _sub = parse_secure_url(url)
-            base = module.get_fs_config(config, name=name)
+            name, sub = parse_secure_url(url)
+            with remote_pin.resolving_wrapped():
+                base = module.get_fs_config(config, name=name)
             if urlparse(str(base.get("url", ""))).scheme == m.scheme:
                 raise ConfigurationError(
                     f"secure remote '{url}' wraps '{name}', which is itself a secure remote",
                     hint="point secure:// at a plain storage remote (local, s3, ssh, …)",
                 )
+            # before any filesystem exists: the definition must be the signed pin's
+            remote_pin.check_secure(config, remote_conf, name,
+                                    "/".join(p for p in sub.split("/") if p), base)
         except ConfigurationError as exc:
             raise DvcSecureDvcError(exc) from None
         return {

@@ -23,6 +23,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import fs_join
+from dvc_secure.adapters.dvc.content_check import decrypt_checked
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
     PARTIAL_PREFIX,
@@ -45,7 +46,6 @@ from dvc_secure.core.format.object_format import (
     EncryptingReader,
     ObjectSeal,
     ciphertext_size,
-    decrypt_object,
     plaintext_size,
 )
 from dvc_secure.core.sidecar.remote_index import StoredObject
@@ -424,13 +424,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out, self.inner.open(target, "rb") as src:
-                decrypt_object(
-                    src,
-                    ProgressSink(out, callback),
-                    object_id=rel.encode(),
-                    key_for_epoch=keys.keyset.key_for_epoch,
-                    is_trusted_signer=keys.is_trusted_signer,
-                )
+                decrypt_checked(src, ProgressSink(out, callback), rel, keys)
             os.replace(partial, lpath)
             service_hooks.count("down", os.path.getsize(lpath))
         except BaseException:
@@ -444,11 +438,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         rel = self._rel(self._strip_protocol(path))
         keys = self.keys.get()
         with self.inner.open(self.object_path(rel), "rb") as src:
-            return decrypt_object(
-                src, Discard(), object_id=rel.encode(),
-                key_for_epoch=keys.keyset.key_for_epoch,
-                is_trusted_signer=keys.is_trusted_signer,
-            )
+            return decrypt_checked(src, Discard(), rel, keys)
 
     def stored_object(self, path: str) -> StoredObject | None:
         """Where and what the ciphertext of ``path`` is (from this clone's push journal, else
@@ -485,11 +475,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
             try:
                 with self.inner.open(self.object_path(rel), "rb") as src:
-                    decrypt_object(
-                        src, spool, object_id=rel.encode(),
-                        key_for_epoch=keys.keyset.key_for_epoch,
-                        is_trusted_signer=keys.is_trusted_signer,
-                    )
+                    decrypt_checked(src, spool, rel, keys)
             except BaseException:
                 spool.close()
                 raise

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from dvc_secure.core.sidecar.metafile import is_metafile
+from dvc_secure.errors import GitCommandError
 
 KEYRING_PATH = ".dvc/secure/keyring.json"
 SIDECAR_SUFFIX = ".seal"  # = sidecar.model.SIDECAR_SUFFIX (not imported: it pulls in crypto)
@@ -39,6 +40,24 @@ def git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def _git_bytes(args: list[str], cwd: Path) -> bytes | None:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
     return proc.stdout if proc.returncode == 0 else None
+
+
+def _git_required(args: list[str], cwd: Path) -> bytes:
+    """Output of a git command whose failure must stop the check (never read as "nothing")."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+    if proc.returncode != 0:
+        raise _failed(f"git {args[0]}", proc.returncode,
+                      proc.stderr.decode("utf-8", "replace"))
+    return proc.stdout
+
+
+def _failed(what: str, code: int | None, stderr: str = "") -> GitCommandError:
+    detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
+    return GitCommandError(
+        f"'{what}' failed ({detail}): the staged state could not be read, so it was not "
+        "checked",
+        hint="repair the repository ('git fsck', 'git status'), then commit again; "
+        "'git commit --no-verify' skips the check knowingly (pre-push and CI still check)")
 
 
 @dataclass(frozen=True)
@@ -83,15 +102,26 @@ class ObjectReader:
         if "\n" in spec:
             return None
         stdin, stdout = self._pipes()
-        stdin.write(spec.encode() + b"\n")
-        stdin.flush()
-        header = stdout.readline().split()
+        try:
+            stdin.write(spec.encode() + b"\n")
+            stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._died() from None
+        line = stdout.readline()
+        if not line.endswith(b"\n"):  # end of output: git cat-file died
+            raise self._died()
+        header = line.split()
         if len(header) != 3:  # "<spec> missing" / "ambiguous"
             return None
         size = int(header[2])
         data = stdout.read(size)
-        stdout.read(1)  # the LF after the content
+        if len(data) != size or stdout.read(1) != b"\n":  # the LF after the content
+            raise self._died()
         return header[0].decode(), header[1].decode(), data
+
+    def _died(self) -> GitCommandError:
+        code = self._proc.poll() if self._proc is not None else None
+        return _failed("git cat-file --batch", code)
 
     def blob(self, oid: str) -> bytes | None:
         got = self.get(oid)
@@ -128,6 +158,7 @@ class RawChange:
     path: str
     old: str | None  # blob id before (None: added)
     new: str | None  # blob id after (None: deleted)
+    new_mode: str = ""  # e.g. 100644; 160000 is a submodule (a commit, not a blob)
 
 
 def _parse_raw(out: bytes) -> list[RawChange]:
@@ -141,15 +172,16 @@ def _parse_raw(out: bytes) -> list[RawChange]:
         old, new, status = meta[2], meta[3], meta[4][:1]
         zero = "0" * len(old)
         changes.append(RawChange(status, path, None if old == zero else old,
-                                 None if new == zero else new))
+                                 None if new == zero else new, meta[1]))
     return changes
 
 
-def staged_diff(root: Path, base: str) -> list[RawChange] | None:
-    """What the index changes against ``base`` (a commit or the empty tree)."""
-    out = _git_bytes(["diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev",
-                      "--ignore-submodules=none", base], root)
-    return None if out is None else _parse_raw(out)
+def staged_diff(root: Path, base: str) -> list[RawChange]:
+    """What the index changes against ``base`` (a commit or the empty tree); raises
+    GitCommandError when git fails (an empty list means "nothing staged", nothing else)."""
+    out = _git_required(["diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev",
+                         "--ignore-submodules=none", base], root)
+    return _parse_raw(out)
 
 
 def tree_diff(root: Path, old: str, new: str) -> list[RawChange] | None:
@@ -157,11 +189,10 @@ def tree_diff(root: Path, old: str, new: str) -> list[RawChange] | None:
     return None if out is None else _parse_raw(out)
 
 
-def staged_files(root: Path) -> tuple[dict[str, str], bool] | None:
-    """(path -> blob id of the relevant staged files, whether any path is unmerged)."""
-    out = _git_bytes(["ls-files", "-s", "-z"], root)
-    if out is None:
-        return None
+def staged_files(root: Path) -> tuple[dict[str, str], bool]:
+    """(path -> blob id of the relevant staged files, whether any path is unmerged);
+    raises GitCommandError when git fails."""
+    out = _git_required(["ls-files", "-s", "-z"], root)
     files: dict[str, str] = {}
     unmerged = False
     for rec in out.split(b"\0"):
@@ -180,7 +211,11 @@ def staged_files(root: Path) -> tuple[dict[str, str], bool] | None:
 
 def config_values(root: Path, pattern: str) -> dict[str, list[str]]:
     """Every config value whose (lower-case) key matches ``pattern``, all levels merged."""
-    out = _git_bytes(["config", "-z", "--get-regexp", pattern], root) or b""
+    proc = subprocess.run(["git", "config", "-z", "--get-regexp", pattern], cwd=root,
+                          capture_output=True)
+    if proc.returncode not in (0, 1):  # 1: no value matches
+        raise _failed("git config", proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    out = proc.stdout
     values: dict[str, list[str]] = {}
     for rec in out.split(b"\0"):
         if not rec:
@@ -194,6 +229,19 @@ def config_int(value: str) -> int:
     """Git's integer syntax: an optional k/m/g suffix (powers of 1024)."""
     scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(value[-1:].lower(), 1)
     return int(value[:-1] if scale != 1 else value) * scale
+
+
+def head_commit_id(root: Path) -> str | None:
+    """The commit id HEAD names (None: an unborn branch, no commit yet). The id may name an
+    object that is missing or unreadable: the caller must still be able to read it."""
+    proc = git(["rev-parse", "-q", "--verify", "HEAD"], root)
+    if proc.returncode == 0 and proc.stdout.strip():
+        return proc.stdout.strip()
+    unborn = git(["symbolic-ref", "-q", "HEAD"], root)
+    if unborn.returncode == 0 and git(["show-ref", "--verify", "-q", unborn.stdout.strip()],
+                                      root).returncode != 0:
+        return None  # HEAD is a branch that does not exist yet
+    raise _failed("git rev-parse HEAD", proc.returncode, proc.stderr)
 
 
 def write_tree(root: Path) -> str | None:

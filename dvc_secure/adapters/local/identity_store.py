@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
+from dvc_secure.adapters.local import env_secrets
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.errors import IdentityError, PassphraseError
 
@@ -109,14 +110,14 @@ class KeyringPointer:
 
 
 def default_identity_path(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
+    env = env_secrets.environ() if env is None else env
     base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
     return Path(base) / "dvc-secure" / "identity.txt"
 
 
 def default_output_path(env: Mapping[str, str] | None = None) -> Path:
     """Where ``keygen`` writes: where ``load_identity`` will look for a file."""
-    env = os.environ if env is None else env
+    env = env_secrets.environ() if env is None else env
     if env.get(ENV_IDENTITY_FILE):
         return Path(env[ENV_IDENTITY_FILE])
     return default_identity_path(env)
@@ -128,7 +129,7 @@ def _identity_path(env: Mapping[str, str]) -> Path:
 
 def identity_source(env: Mapping[str, str] | None = None) -> str:
     """Where the identity comes from and how it is stored (for whoami and error messages)."""
-    env = os.environ if env is None else env
+    env = env_secrets.environ() if env is None else env
     text = env.get(ENV_IDENTITY)
     if text:
         if text_kind(text) == "protected":
@@ -179,7 +180,7 @@ def _read_identity_file(path: Path) -> str:
 
 def load_identity(env: Mapping[str, str] | None = None, prompt: Prompt | None = None) -> Identity:
     """The current identity; ``prompt`` asks for a passphrase (default: getpass on a TTY)."""
-    env = os.environ if env is None else env
+    env = env_secrets.environ() if env is None else env
     text = env.get(ENV_IDENTITY)
     if text:
         if text_kind(text) == "pointer":
@@ -236,7 +237,7 @@ def read_passphrase(
     prompt: Prompt | None = None,
 ) -> str:
     """The passphrase: DVC_SECURE_PASSPHRASE_FILE (0600), DVC_SECURE_PASSPHRASE, a TTY prompt."""
-    env = os.environ if env is None else env
+    env = env_secrets.environ() if env is None else env
     if env.get(ENV_PASSPHRASE_FILE):
         path = Path(env[ENV_PASSPHRASE_FILE])
         try:

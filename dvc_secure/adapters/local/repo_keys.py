@@ -19,6 +19,7 @@ from dvc_secure.core.keys.policy_changes import check_may_seal
 from dvc_secure.errors import (
     AccessDeniedError,
     ConfigurationError,
+    DvcSecureError,
     KeyringError,
     NoKeyForEpochError,
 )
@@ -40,6 +41,9 @@ class RepoKeys:
     keyring: Keyring
     identity: Identity
     keyset: KeySet
+    # newest epoch N with a valid re-encryption record: former signers' objects of epochs
+    # below N are no longer accepted (0: no re-encryption yet)
+    reencrypted_to: int = 0
 
     @cached_property
     def name_key(self) -> bytes:
@@ -50,11 +54,22 @@ class RepoKeys:
         return self.keyring.writer_keys()
 
     def is_trusted_signer(self, public: bytes, epoch: int) -> bool:
-        """Current writers for any epoch; removed writers only up to their last epoch."""
+        """Current writers for any epoch; removed writers only up to their last epoch, and
+        not below an epoch the data was re-encrypted to since."""
         if public in self.writer_keys:
             return True
         last = self._former_signers.get(public)
-        return last is not None and epoch <= last
+        return last is not None and self.reencrypted_to <= epoch <= last
+
+    def is_current_writer(self, public: bytes) -> bool:
+        return public in self.writer_keys
+
+    def content_check_needed(self, epoch: int | None) -> bool:
+        """Could a former signer have signed an object of ``epoch``? (None: unknown.) Then its
+        content must be checked against its name (adapters/dvc/content_check.py)."""
+        if not self._former_signers:
+            return False
+        return epoch is None or epoch <= max(self._former_signers.values())
 
     @cached_property
     def _former_signers(self) -> dict[bytes, int]:
@@ -127,7 +142,33 @@ class LazyRepoKeys:
         except KeyringError as exc:
             exc.message += f" [identity: {identity_source(self._env)}]"
             raise
-        return RepoKeys(keyring=rings.newest, identity=identity, keyset=keyset)
+        return RepoKeys(keyring=rings.newest, identity=identity, keyset=keyset,
+                        reencrypted_to=reencrypted_epoch(self._dvc_dir, rings.newest))
+
+
+def reencrypted_epoch(dvc_dir: str, ring: Keyring) -> int:
+    """The newest epoch the repository's data was re-encrypted to, by the valid re-encryption
+    records in ``.dvc/secure/reencrypted/`` (docs/spec/reencryption.md); 0 if none. A record
+    that does not verify against ``ring`` is ignored (it can only make this smaller)."""
+    from pathlib import Path
+
+    from dvc_secure.core.records.reencryption import (
+        KeyringView,
+        ReencryptionRecord,
+        check_record,
+        epoch_of_filename,
+    )
+
+    view = KeyringView(ring.keyring_id, [e.number for e in ring.epochs], ring.sealer_keys())
+    newest = 0
+    for path in sorted((Path(dvc_dir) / "secure" / "reencrypted").glob("epoch-*.json")):
+        try:
+            record = ReencryptionRecord.from_bytes(path.read_bytes(), str(path))
+        except (OSError, DvcSecureError):
+            continue
+        if not check_record(record, view, epoch_of_filename(path.name), str(path)):
+            newest = max(newest, record.epoch)
+    return newest
 
 
 def _merge(old: Keyring, identity: Identity, newest: KeySet) -> KeySet:

@@ -29,6 +29,7 @@ from dvc_secure.core.keys.identity import (
     decode_signing_key,
     key_fingerprint,
 )
+from dvc_secure.core.keys.remote_policy import RemotePolicy
 from dvc_secure.errors import IdentityError, KeyringError, NoKeyForEpochError
 
 KEYRING_FORMAT = "dvc-secure-keyring"
@@ -262,6 +263,8 @@ class Keyring:
     previous: str | None = None
     # writers/admins who lost the signing right, with the last epoch they could write
     former_signers: list[FormerSigner] = field(default_factory=list)
+    # the secure remotes and default remote DVC may push to (remote_policy.py); None: unpinned
+    remotes: RemotePolicy | None = None
 
     # --- construction -----------------------------------------------------------------
 
@@ -301,6 +304,8 @@ class Keyring:
         # omitted when empty, so keyrings written before the field existed keep their bytes
         if self.former_signers:
             part["former_signers"] = [f.to_dict() for f in self.former_signers]
+        if self.remotes is not None:
+            part["remotes"] = self.remotes.to_dict()
         return part
 
     def canonical_bytes(self) -> bytes:
@@ -330,7 +335,7 @@ class Keyring:
         if not isinstance(sigs, list) or not all(isinstance(x, dict) for x in sigs):
             raise KeyringError("keyring: 'signatures' must be a list of objects")
         known = {"format", "version", "keyring_id", "current_epoch", "members", "epochs",
-                 "threshold", "policy_version", "previous", "former_signers"}
+                 "threshold", "policy_version", "previous", "former_signers", "remotes"}
         former = s.get("former_signers")
         if former is not None and (not isinstance(former, list) or not former):
             raise KeyringError("keyring: former_signers must be a non-empty array when present")
@@ -354,6 +359,7 @@ class Keyring:
             members=[Member.from_dict(m) for m in _require(s, "members", list, "keyring")],
             epochs=[Epoch.from_dict(e) for e in _require(s, "epochs", list, "keyring")],
             former_signers=[FormerSigner.from_dict(f) for f in former or []],
+            remotes=RemotePolicy.from_dict(s["remotes"]) if "remotes" in s else None,
             signatures=sigs,
             unknown={k: v for k, v in s.items() if k not in known},
         )

@@ -58,9 +58,15 @@ def scan_blobs(objects: ObjectReader, changes: Iterable[RawChange],
         if allowed(patterns, ch.path):
             continue
         assert ch.new is not None
+        if ch.new_mode == "160000":
+            continue  # a submodule: a commit of another repository, not content
         got = objects.get(ch.new)
         if got is None or got[1] != "blob":
-            continue  # a submodule
+            problems.append(Problem(
+                ch.path, f"the staged content ({ch.new[:12]}) cannot be read from git, so it "
+                "was not checked for key material or size",
+                f"git add {quote_path(ch.path)} (or repair the repository with 'git fsck')"))
+            continue
         data = got[2]
         size = len(data)
         if size <= SCAN_LIMIT and KEY_RE.search(data):

@@ -48,7 +48,7 @@ from dvc_secure.core.verification.engine import (
     MetafileState,
     Snapshot,
 )
-from dvc_secure.errors import DvcSecureError
+from dvc_secure.errors import DvcSecureError, GitCommandError
 from dvc_secure.services.hook_checks.content_scan import git_config, scan_blobs
 from dvc_secure.services.hook_checks.problems import (
     EXIT_OK,
@@ -342,21 +342,37 @@ def pre_commit(start: Path, hook: str = "pre-commit") -> int:
     objects = ObjectReader(wt.root)
     try:
         return _pre_commit(wt, objects, merging=hook == "pre-merge-commit")
+    except GitCommandError as exc:
+        # a check that could not run must block, never pass (fail closed)
+        return report("pre-commit", [Problem("", exc.message, exc.hint or "git status")],
+                      "commit")
     finally:
         objects.close()
 
 
+def _head(root: Path, objects: ObjectReader) -> tuple[str | None, str, list[str]]:
+    """(HEAD's commit id, tree, parents); (None, "", []) before the first commit."""
+    head = plumbing.head_commit_id(root)
+    if head is None:
+        return None, "", []
+    info = objects.commit(head)
+    if info is None:
+        raise GitCommandError(
+            f"HEAD ({head[:12]}) names a commit that git cannot read: the staged state "
+            "could not be compared with it, so it was not checked",
+            hint="repair the repository ('git fsck'), then commit again")
+    return info
+
+
 def _pre_commit(wt: WorkTree, objects: ObjectReader, merging: bool = False) -> int:
     root = wt.root
-    info = objects.commit("HEAD")
-    head, head_tree, head_parents = info if info is not None else (None, "", [])
-    diff = plumbing.staged_diff(root, head or EMPTY_TREE) or []
+    head, head_tree, head_parents = _head(root, objects)
+    diff = plumbing.staged_diff(root, head or EMPTY_TREE)
     config = git_config(root) if diff else {}
     problems = scan_blobs(objects, diff, config)
-    listed = plumbing.staged_files(root) if (root / ".dvc").is_dir() else None
-    if listed is None:
+    if not (root / ".dvc").is_dir():
         return _finish(wt, None, problems)
-    files, unmerged = listed
+    files, unmerged = plumbing.staged_files(root)
     head_files = _before(files, diff)
     if KEYRING_PATH not in files and KEYRING_PATH not in head_files:
         return _finish(wt, None, problems)  # dvc-secure not initialised here
@@ -385,9 +401,7 @@ def _pre_commit(wt: WorkTree, objects: ObjectReader, merging: bool = False) -> i
                 problems.append(Problem(", ".join(sealed), f"could not stage the new sidecar(s): "
                                         f"{proc.stderr.strip()}", f"git add {' '.join(sealed)}"))
             print(f"dvc-secure pre-commit: sealed and staged {', '.join(sealed)}", file=sys.stderr)
-            relisted = plumbing.staged_files(root)
-            if relisted is not None:
-                files = relisted[0]
+            files = plumbing.staged_files(root)[0]
             snap, findings = check.verify(files, head_files, "(staged, sealed)")
         skip = set(to_seal) - set(ready) | failed
         findings = [f for f in findings if not (f.dataset in skip and f.code in (UNSEALED, UNBOUND))]

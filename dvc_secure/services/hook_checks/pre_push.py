@@ -185,8 +185,11 @@ class Presence:
 
 def dvc_push(root: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
     print(f"dvc-secure pre-push: dvc push {' '.join(args)}", file=sys.stderr)
+    from dvc_secure.adapters.local.env_secrets import child_env
+
+    # our own DVC child needs the identity taken from this process's environment
     return subprocess.run([sys.executable, "-m", "dvc", "push", *args], cwd=root, text=True,
-                          capture_output=True)
+                          capture_output=True, env=child_env())
 
 
 def pre_push(start: Path, remote_name: str, stdin_text: str) -> int:
@@ -205,7 +208,10 @@ def pre_push(start: Path, remote_name: str, stdin_text: str) -> int:
         if ref.local_sha == ZERO:
             continue  # a deletion pushes no data
         local = resolve(repo, ref.local_sha)
-        if local is None:
+        if local is None:  # never skip what cannot be read: block (fail closed)
+            problems.append(Problem(ref.local_ref, f"the pushed commit {ref.local_sha[:12]} "
+                                    "cannot be read from git, so it was not verified",
+                                    "repair the repository ('git fsck'), then push again"))
             continue
         base = resolve(repo, ref.remote_sha) if ref.remote_sha != ZERO else None
         bases = [base] if base is not None else remote_tips(repo)

@@ -65,6 +65,7 @@ def test_plain_names_still_encrypted(store: Store,
     """hide_names=false keeps DVC's layout (files/md5/xx/...) but never plaintext."""
     repo = make_backend_repo(store)
     repo.dvc("remote", "modify", "vault", "hide_names", "false")
+    repo.secure("remote-policy", "--update")  # an admin pins the variant
     (repo.root / "notes.txt").write_bytes(b"PLAINTEXT-MARKER-dvc-secure notes\n")
     repo.dvc("add", "-q", "notes.txt")
     repo.dvc("push", "-q")

@@ -1,0 +1,124 @@
+"""Objects signed by a *former* signer must be what their name says (issue 13 item 3).
+
+A removed writer stays a trusted object signer for the epochs they held
+(docs/spec/keyring.md §4a), and the header epoch is theirs to write: with an old epoch key,
+the name secret and storage write access they could replace any object with validly
+encrypted, validly signed *other* content. So an object whose signer is a former signer is
+accepted only when its content is what its name says: the MD5 of the plaintext equals
+DVC's object id (``files/md5/xx/yyyy[.dir]``), or the SHA-256 equals a dvc-secure manifest's
+name. Any other name signed by a former signer is refused.
+
+The MD5 is computed in the same pass as the decryption, and only for objects whose header
+epoch a former signer held (after ``revoke --reencrypt`` current data lives in a newer
+epoch and costs nothing extra). Objects of current writers are unaffected (ADR 0001).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, BinaryIO, Protocol, cast
+
+from dvc_secure.adapters.local.repo_keys import RepoKeys
+from dvc_secure.core.format.object_format import (
+    HEADER_LEN,
+    ObjectHeader,
+    ObjectSeal,
+    decrypt_object,
+)
+from dvc_secure.errors import ContentMismatchError, DvcSecureError
+
+DVC3_OBJECT = re.compile(r"^files/md5/([0-9a-f]{2})/([0-9a-f]{30})(\.dir)?$")
+MANIFEST = re.compile(r"^secure/manifests/([0-9a-f]{64})$")
+
+
+class _Writable(Protocol):
+    def write(self, data: bytes) -> Any: ...
+
+
+class SignerPolicy(Protocol):
+    def is_current_writer(self, public: bytes) -> bool: ...
+
+    def content_check_needed(self, epoch: int | None) -> bool: ...
+
+
+class PeekedSource:
+    """A read-only stream whose first ``HEADER_LEN`` bytes were read ahead to learn the epoch."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._head = raw.read(HEADER_LEN)
+        self._pos = 0
+
+    def epoch(self) -> int | None:
+        try:
+            return ObjectHeader.parse(self._head).epoch if len(self._head) == HEADER_LEN else None
+        except DvcSecureError:
+            return None  # the reader reports the malformed header
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos < len(self._head):
+            if n is None or n < 0:
+                out = self._head[self._pos:] + self._raw.read()
+                self._pos = len(self._head)
+                return out
+            out = self._head[self._pos:self._pos + n]
+            self._pos += len(out)
+            if len(out) < n:
+                out += self._raw.read(n - len(out))
+            return out
+        return self._raw.read(n)
+
+
+class Md5Sink:
+    """Passes bytes on and hashes them (hashlib releases the GIL on large buffers)."""
+
+    def __init__(self, inner: _Writable) -> None:
+        self._inner = inner
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def write(self, data: bytes) -> None:
+        self.md5.update(data)
+        self._inner.write(data)
+
+
+def check_former_signer_content(rel: str, seal: ObjectSeal, md5: str | None,
+                                signers: SignerPolicy) -> None:
+    """Raise unless the object is a current writer's, or its content matches its name."""
+    if signers.is_current_writer(seal.signer):
+        return
+    dvc = DVC3_OBJECT.match(rel)
+    manifest = MANIFEST.match(rel)
+    if dvc is not None:
+        expected, actual, what = dvc.group(1) + dvc.group(2), md5, "MD5"
+    elif manifest is not None:
+        expected, actual, what = manifest.group(1), seal.plaintext_sha256.hex(), "SHA-256"
+    else:
+        raise ContentMismatchError(
+            f"object '{rel}' is signed by a former member's key (trusted only for key epochs "
+            f"they held; this one is epoch {seal.epoch}) and its name is not a content hash, "
+            "so its content cannot be checked: refused",
+            hint="a current writer re-pushes it ('dvc push'); to move old data off epochs a "
+            "removed writer held: 'dvc-secure rotate --reencrypt'")
+    if actual != expected:
+        raise ContentMismatchError(
+            f"object '{rel}' is signed by a former member's key (epoch {seal.epoch}) and its "
+            f"content's {what} does not match its name: someone who kept an old key replaced "
+            "it on the storage; refused, nothing was written",
+            hint="re-push it from a clean cache ('dvc push'), run 'dvc-secure verify --remote', "
+            "and rotate with 'dvc-secure rotate --reencrypt'")
+
+
+def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys) -> ObjectSeal:
+    """``decrypt_object`` with the former-signer content check in the same pass: MD5 is
+    computed only when the header epoch is one a former signer held."""
+    src = PeekedSource(raw)
+    hashing = Md5Sink(sink) if keys.content_check_needed(src.epoch()) else None
+    seal = decrypt_object(
+        cast(BinaryIO, src), hashing if hashing is not None else sink,
+        object_id=rel.encode(),
+        key_for_epoch=keys.keyset.key_for_epoch,
+        is_trusted_signer=keys.is_trusted_signer,
+    )
+    check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)
+    return seal
