@@ -211,7 +211,8 @@ def test_repair_names_the_other_remote_that_has_what_this_clone_lacks(
     repo = make_secure_repo()
     repo.dvc("remote", "add", "backup-store", str(tmp_path / "backup-storage"))
     repo.secure("init", "--remote", "backup-store", "--name", "backup", "--no-default")
-    repo.git("add", ".dvc/config")
+    repo.secure("remote-policy", "--update")  # an admin pins the new remote (signed)
+    repo.git("add", ".dvc/config", ".dvc/secure/keyring.json")
     repo.git("commit", "-q", "-m", "backup remote")
     _two_versions(repo)
     repo.dvc("push", "-q", "-r", "backup", "--all-commits")
@@ -384,7 +385,8 @@ def test_disaster_recovery_from_backup_alone(make_secure_repo, tmp_path: Path,
     _sh(root, env, "dvc", "remote", "add", "backup-store", str(backup_dir))
     _sh(root, env, "dvc-secure", "init", "--remote", "backup-store", "--name", "backup",
         "--no-default")
-    _sh(root, env, "git", "add", ".dvc/config")
+    _sh(root, env, "dvc-secure", "remote-policy", "--update")
+    _sh(root, env, "git", "add", ".dvc/config", ".dvc/secure/keyring.json")
     _sh(root, env, "git", "commit", "-q", "-m", "dvc-secure: backup remote")
     _two_versions(repo)
     # routine: keep both copies complete, and provable
@@ -420,6 +422,7 @@ def test_disaster_recovery_from_backup_alone(make_secure_repo, tmp_path: Path,
     _sh(clone, env, "dvc", "fetch", "-r", "backup", "--all-commits")
     new_primary = tmp_path / "new-primary-storage"
     _sh(clone, env, "dvc", "remote", "modify", "--local", "storage", "url", str(new_primary))
+    _sh(clone, env, "dvc-secure", "remote-policy", "--update")  # an admin signs the new URL
     _sh(clone, env, "dvc", "push", "-r", "vault", "--all-commits")
     _sh(clone, env, "dvc-secure", "repair", "-r", "vault", "--all-revisions")
     _sh(clone, env, "dvc-secure", "verify", "--remote", "-r", "vault", "--all-revisions")
@@ -427,6 +430,7 @@ def test_disaster_recovery_from_backup_alone(make_secure_repo, tmp_path: Path,
     _sh(clone, env, "dvc-secure", "verify", "--remote", "--all-revisions")
     _sh(clone, env, "dvc", "remote", "modify", "storage", "url", str(new_primary))
     _sh(clone, env, "git", "commit", "-q", "-am", "primary storage re-seeded from backup")
+    _sh(clone, env, "dvc-secure", "verify", "--remote", "--all-revisions")  # as committed
     old_store = tmp_path / "repo-storage"  # nothing was pushed to the lost store's old URL
     assert not [p for p in old_store.rglob("*")
                 if p.is_file() and "dvc-secure" not in p.relative_to(old_store).parts]
