@@ -137,7 +137,8 @@ def grant(dvc_dir: Path, *, recipient: str, role: str, name: str | None,
     existing = next((m for m in admin.ring.members if m.recipient == recipient), None)
     member_name = name or (existing.name if existing else f"member-{recipient[4:12]}")
     nxt = changes.grant(admin.ring, admin.keys, name=member_name, recipient=recipient, role=role,
-                   signing_key=signing_key, expires=expires, now=_now(), history=history)
+                   signing_key=signing_key, expires=expires, now=_now(), history=history,
+                   today=_today())
     until = f" until {expires}" if expires else ""
     if existing is None:
         scope = "every epoch" if history else f"epoch {nxt.current_epoch} only"

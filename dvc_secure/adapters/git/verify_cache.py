@@ -30,12 +30,13 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
 
 def _state(doc: Any) -> ChainState:
     return ChainState({k: Head(v[0], int(v[1])) for k, v in doc["heads"].items()},
-                      {k: int(v) for k, v in doc["high_water"].items()})
+                      {k: int(v) for k, v in doc["high_water"].items()},
+                      bool(doc["adopted"]))
 
 
 def _state_doc(st: ChainState) -> dict[str, Any]:
     return {"heads": {k: [h.digest, h.version] for k, h in st.heads.items()},
-            "high_water": st.high_water}
+            "high_water": st.high_water, "adopted": st.adopted}
 
 
 def staged_key(tree: str, parents: list[str]) -> str:
@@ -49,7 +50,7 @@ class VerifyCache:
     sidecars a staged tree adds are kept with it, and join ``known`` only once a commit of
     that tree is seen (an abandoned commit must not make its sidecars look like history)."""
 
-    VERSION = 1
+    VERSION = 2  # 2: states say whether dvc-secure was adopted there
     KEEP = 64
     KEEP_STAGED = 16
 

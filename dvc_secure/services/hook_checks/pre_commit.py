@@ -21,6 +21,7 @@ without a cached state take the full path (``verify_history`` through pygit2).
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -71,6 +72,10 @@ if TYPE_CHECKING:  # pygit2 is imported by pre-push and pre-commit's full path o
 
 
 # --- pre-commit ----------------------------------------------------------------------------
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
 
 
 def _before(files: dict[str, str], diff: Iterable[RawChange]) -> dict[str, str]:
@@ -194,7 +199,7 @@ class _StagedCheck:
         """Start from HEAD's chain state without pygit2; False: take the full path."""
         assert self.head is not None
         cache = self.cache
-        verifier = HistoryVerifier()
+        verifier = HistoryVerifier(today=_today())
         verifier.seed_known(cache.known)
         staged = cache.staged.get(staged_key(self.head_tree, self.head_parents))
         if self.head in cache.states:
@@ -285,7 +290,7 @@ class _StagedCheck:
                 assert rep.verifier is not None and rep.reader is not None
                 self.slow = (rep.verifier, rep.reader, repo)
             else:
-                self.slow = (HistoryVerifier(), SnapshotReader(repo), repo)
+                self.slow = (HistoryVerifier(today=_today()), SnapshotReader(repo), repo)
         verifier, reader, repo = self.slow
         parents = ([self.head] if self.head is not None else []) + self.merge_heads()
         for p in parents:
