@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from dvc_secure.core.sidecar.model import Sidecar
 from tests.conftest import DVC, DVC_SECURE, run
 from tests.integration.secure_helpers import days_later
 from tests.integration.test_access import Person, add_and_push, commit_keyring, grant
@@ -32,8 +33,8 @@ def test_expired_writer_with_clock_set_back_is_not_trusted_by_others(
     run([*DVC_SECURE, "seal", "b.txt.dvc"], repo.root, bob.env)
     repo.git("add", "b.txt.dvc", "b.txt.dvc.seal", ".gitignore")
     repo.git("commit", "-q", "-m", "bob, clock set back")
-    sidecar = json.loads((repo.root / "b.txt.dvc.seal").read_text())
-    assert sidecar["sealed_at"].startswith(TODAY.isoformat())  # what his clock claims
+    sidecar = Sidecar.from_bytes((repo.root / "b.txt.dvc.seal").read_bytes(), "b.txt.dvc.seal")
+    assert sidecar.sealed_at.startswith(TODAY.isoformat())  # what his clock claims
 
     later = days_later(repo.env, 3)
     for args in (["verify", "--json"], ["verify", "--rev", "HEAD~1..HEAD", "--json"]):
