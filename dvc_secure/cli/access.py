@@ -63,7 +63,11 @@ def _report(result: object, what: str) -> int:
 
 
 def _progress(done: int, total: int) -> None:
-    print(f"\rre-encrypting {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
+    """A counter redrawn in place on a terminal; nothing elsewhere (CI logs would get a line
+    per object): the summary line follows either way."""
+    if sys.stderr.isatty():
+        print(f"\rre-encrypting {done}/{total}", end="" if done < total else "\n",
+              file=sys.stderr)
 
 
 def cmd_members(args: argparse.Namespace) -> int:

@@ -28,6 +28,8 @@ def _since(text: str) -> str:
 
 
 def _matches(datasets: list[str], target: str) -> bool:
+    if datasets == ["all"]:
+        return True  # a push/pull without targets moved every dataset of its revision
     want = target.rstrip("/")
     if want.endswith(".dvc"):
         want = want[:-4]
@@ -46,6 +48,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     repo = find_repo()
     log = read_log(repo.root, remote=args.remote)
     view = log.view
+    if log.no_log_on is not None:
+        message = (f"remote '{log.no_log_on}' carries no audit log: events are uploaded to the "
+                   f"default remote '{log.home}' only (read it with: dvc-secure audit -r "
+                   f"{log.home})")
+        if args.json:
+            print(json.dumps({"events": [], "no_log": True, "log_remote": log.home,
+                              "message": message}, indent=2))
+        else:
+            print(message)
+        return EXIT_OK
     if args.verify:
         return _print_verify(view, log.pending, args.json)
     since = _since(args.since) if args.since else None

@@ -255,6 +255,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     repo = find_repo()
     result = restore_version(repo.root, args.target, args.version)
+    from dvc_secure.services.audit_recorder import record_event
+
+    record_event(repo.root, "restore", datasets=[result.metafile],
+                 details={"restored_version": result.restored_version,
+                          "new_version": result.new_version})
     print(f"{result.metafile}: content of version {result.restored_version} checked out, "
           f"verified (SHA-256) and sealed as version {result.new_version}")
     print(f"next: git add {result.metafile} {result.metafile}.seal && git commit", file=sys.stderr)

@@ -27,7 +27,13 @@ from dvc_secure.adapters.local.repo_keyring import (
 from dvc_secure.core.keys import policy_changes as changes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
-from dvc_secure.errors import AccessDeniedError, KeyringError, PendingPolicyError, ReencryptionError
+from dvc_secure.errors import (
+    AccessDeniedError,
+    DvcSecureError,
+    KeyringError,
+    PendingPolicyError,
+    ReencryptionError,
+)
 
 
 def _now() -> str:
@@ -115,7 +121,23 @@ def _settle(dvc_dir: Path, prev: Keyring, nxt: Keyring, summary: list[str]) -> C
 
 
 def _reencrypt(dvc_dir: Path, result: ChangeResult,
-               progress: Callable[[int, int], None] | None) -> None:
+               progress: Callable[[int, int], None] | None, action: str) -> None:
+    """Re-encrypt after a change that is already saved: if that fails or is interrupted,
+    the change is still recorded in the audit log (the caller never reaches its report)."""
+    try:
+        _reencrypt_now(dvc_dir, result, progress)
+    except BaseException as exc:
+        from dvc_secure.services.audit_recorder import record_event
+
+        why = exc.message if isinstance(exc, DvcSecureError) else exc.__class__.__name__
+        record_event(dvc_dir.parent, action, details={
+            "policy_version": result.policy_version, "pending": result.pending,
+            "summary": list(result.summary), "interrupted": f"re-encryption: {why}"[:300]})
+        raise
+
+
+def _reencrypt_now(dvc_dir: Path, result: ChangeResult,
+                   progress: Callable[[int, int], None] | None) -> None:
     if result.pending:
         raise PendingPolicyError(
             "--reencrypt needs the new epoch, which waits for more admin signatures",
@@ -168,7 +190,7 @@ def revoke(dvc_dir: Path, *, member: str, reencrypt: bool = False,
         f"'{target.name}' keeps what they could decrypt before (epochs <= "
         f"{admin.ring.current_epoch}); see docs/access.md"])
     if reencrypt:
-        _reencrypt(Path(dvc_dir), result, progress)
+        _reencrypt(Path(dvc_dir), result, progress, "revoke")
     return result
 
 
@@ -183,7 +205,7 @@ def rotate(dvc_dir: Path, *, reencrypt: bool = False,
     result = _apply(admin, nxt, summary)
     result.dropped = dropped
     if reencrypt:
-        _reencrypt(Path(dvc_dir), result, progress)
+        _reencrypt(Path(dvc_dir), result, progress, "rotate")
     return result
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dvc_secure.errors import RegistrationError
+from dvc_secure.errors import AccessDeniedError, RegistrationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DirListing = Callable[[str], list[dict[str, str]]]
@@ -38,6 +38,7 @@ class TransferStats:
     downloads: int = 0
     download_bytes: int = 0
     failures: int = 0
+    refused: str | None = None  # why the keyring refused this process (e.g. a reader's push)
     dvc_dirs: list[str] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)  # LazyRepoKeys of the remotes opened
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,6 +110,10 @@ def failures_counted(method: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
+        except AccessDeniedError as exc:
+            count("", 0, ok=False)
+            STATS.refused = exc.message
+            raise
         except Exception:
             count("", 0, ok=False)
             raise

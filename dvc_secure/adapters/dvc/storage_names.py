@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
+from typing import Any
 from urllib.parse import urlparse
 
 from dvc_secure.adapters.local.plugin_manifest import load_manifest
@@ -56,3 +58,27 @@ def parse_secure_url(url: str) -> tuple[str, str]:
     if any(part in ("..", ".") for part in sub.split("/") if part):
         raise UnsafeRemoteURLError(f"'{url}': '.' and '..' are not allowed in the sub path")
     return parsed.netloc, sub
+
+
+_HIDDEN_TOP = re.compile(r"[0-9a-f]{2}")  # first level of hidden names ("xx/yy<token>")
+
+
+def holds_other_naming(inner: Any, root: str, hide_names: bool, magic: bytes) -> bool:
+    """Does the storage at ``root`` hold dvc-secure objects stored under the other naming
+    scheme than ``hide_names``? (With hidden names: an encrypted object under
+    ``files/md5`` — plain DVC objects there are fine, that is how a plain remote is adopted;
+    with plain names: a hidden-name shard directory.) Reads at most one object's magic."""
+    try:
+        if not hide_names:
+            return any(_HIDDEN_TOP.fullmatch(posixpath.basename(str(p).rstrip("/")))
+                       for p in inner.ls(root, detail=False))
+        level = posixpath.join(root, "files", "md5")
+        for _ in range(2):
+            entries = sorted(str(p) for p in inner.ls(level, detail=False))
+            if not entries:
+                return False
+            level = entries[0]
+        with inner.open(level, "rb") as f:
+            return bytes(f.read(len(magic))) == magic
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return False
