@@ -177,12 +177,25 @@ def patch_fs_module(module: ModuleType) -> None:
         return {
             **remote_conf,
             "secure_inner": dict(base),
-            "secure_dvc_dir": getattr(config, "dvc_dir", None),
+            "secure_dvc_dir": _local_dvc_dir(config),
         }
 
     setattr(_resolve_remote_refs, _MARK, True)
     _resolve_remote_refs.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(module, "_resolve_remote_refs", _resolve_remote_refs)  # noqa: B010 - module attribute patch
+
+
+def _local_dvc_dir(config: Any) -> str | None:
+    """The repository's ``.dvc`` directory on this machine, or None. DVC reads another
+    repository (``dvc get/import/ls URL``) through a git filesystem whose root is ``/``:
+    its ``dvc_dir`` is then ``/.dvc`` *inside that tree*, not a local path, and must not
+    be used for the keyring or the push journal (which would be created at ``/.dvc``)."""
+    dvc_dir = getattr(config, "dvc_dir", None)
+    fs, wfs = getattr(config, "fs", None), getattr(config, "wfs", None)
+    if dvc_dir is None or (fs is not None and wfs is not None
+                           and not isinstance(fs, type(wfs))):
+        return None
+    return str(dvc_dir)
 
 
 # --- entry points ------------------------------------------------------------------------------
