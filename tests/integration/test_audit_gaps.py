@@ -3,9 +3,11 @@ or the false alarm it prevents. Real `dvc`, real `dvc-secure`, local-directory r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import SecureRepo
+from tests.integration.secure_helpers import object_ids, storage_path
 from tests.integration.test_access import Person, grant
 from tests.integration.test_audit import audit_json, event_files
 
@@ -86,3 +88,19 @@ def test_refused_reader_push_reaches_the_log(pushed_repo: SecureRepo, tmp_path: 
     refused = [e for e in audit_json(repo)["events"] if e["action"] == "push-refused"]
     assert len(refused) == 1 and refused[0]["actor"] == "bob"
     assert refused[0]["role"] == "reader" and "reader" in refused[0]["details"]["refused"]
+
+
+def test_interrupted_rotation_is_recorded(pushed_repo: SecureRepo) -> None:
+    repo = pushed_repo
+    _seal_commit(repo, "v1")
+    # one stored object is damaged: re-encryption stops there, after the new keyring
+    # (epoch 2) was already saved
+    damaged = storage_path(repo, object_ids(repo)["model.bin"])
+    damaged.write_bytes(b"not an object")
+    proc = repo.secure("rotate", "--reencrypt", check=False)
+    assert proc.returncode != 0 and "not a valid object" in proc.stderr, proc.stderr
+    assert json.loads(repo.secure("members", "--json").stdout)["current_epoch"] == 2
+    rotations = [e for e in audit_json(repo)["events"] if e["action"] == "rotate"]
+    assert len(rotations) == 1, rotations
+    assert rotations[0]["details"]["interrupted"].startswith("re-encryption: ")
+    assert rotations[0]["details"]["policy_version"] == 2
