@@ -65,6 +65,24 @@ def _head_revision(repo_root: Path) -> str | None:
     return rev if out.returncode == 0 and len(rev) in (40, 64) else None
 
 
+def metafiles_at(repo_root: Path, revision: str | None) -> list[str] | None:
+    """The DVC metafiles tracked at ``revision`` (None: unknown here, e.g. a revision this
+    clone does not have): what a push or pull without targets (``all``) moved."""
+    import subprocess
+
+    if not revision:
+        return None
+    try:
+        out = subprocess.run(["git", "ls-tree", "-r", "--name-only", "-z", revision],
+                             cwd=repo_root, capture_output=True, check=False)
+    except OSError:
+        return None
+    if out.returncode != 0:
+        return None
+    names = out.stdout.decode("utf-8", "replace").split("\0")
+    return [n for n in names if n.endswith(".dvc") or n.rsplit("/", 1)[-1] == "dvc.lock"]
+
+
 def record_event(repo_root: Path, action: str, *, datasets: Sequence[str] = (),
                  revision: str | None = None, details: Mapping[str, object] | None = None,
                  now: str | None = None, warn: bool = True,

@@ -76,7 +76,9 @@ def encrypted_objects(repo: SecureRepo) -> list[Path]:
 
 
 def storage_snapshot(repo: SecureRepo) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in repo.stored_objects()}
+    """Stored data (the audit log's events left out: a refused push is recorded there)."""
+    audit = repo.storage / "dvc-secure" / "audit"
+    return {p: p.read_bytes() for p in repo.stored_objects() if audit not in p.parents}
 
 
 def stored_epochs(repo: SecureRepo) -> set[int]:

@@ -95,7 +95,7 @@ def test_interrupted_rotation_is_recorded(pushed_repo: SecureRepo) -> None:
     _seal_commit(repo, "v1")
     # one stored object is damaged: re-encryption stops there, after the new keyring
     # (epoch 2) was already saved
-    damaged = storage_path(repo, object_ids(repo)["model.bin"])
+    damaged = storage_path(repo, object_ids(repo)["data/big.bin"])  # sealed in data.dvc
     damaged.write_bytes(b"not an object")
     proc = repo.secure("rotate", "--reencrypt", check=False)
     assert proc.returncode != 0 and "not a valid object" in proc.stderr, proc.stderr

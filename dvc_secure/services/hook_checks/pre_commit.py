@@ -48,6 +48,7 @@ from dvc_secure.core.verification.engine import (
     HistoryVerifier,
     MetafileState,
     Snapshot,
+    failing,
 )
 from dvc_secure.errors import DvcSecureError
 from dvc_secure.services.hook_checks.content_scan import git_config, scan_blobs
@@ -388,7 +389,7 @@ def _pre_commit(wt: WorkTree, objects: ObjectReader) -> int:
             snap, findings = check.verify(files, head_files, "(staged, sealed)")
         skip = set(to_seal) - set(ready) | failed
         findings = [f for f in findings if not (f.dataset in skip and f.code in (UNSEALED, UNBOUND))]
-    problems += [finding_problem(f) for f in findings]
+    problems += [finding_problem(f) for f in failing(findings)]  # never block on a note
     problems += _remote_problems(check.protection(snap), dvc_remotes(root / ".dvc"))
     return _finish(wt, check, problems)
 
