@@ -14,6 +14,26 @@ import pytest
 from dvc_secure import errors
 from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
 from tests.conftest import DVC, DVC_SECURE, SecureRepo, run
+from tests.integration.secure_helpers import object_ids, storage_path, wipe_cache_and_workspace
+
+
+def test_tampered_object_on_pull_is_a_dvc_error_not_an_unexpected_one(
+        pushed_repo: SecureRepo) -> None:
+    repo = pushed_repo
+    big = object_ids(repo)["data/big.bin"]
+    path = storage_path(repo, big)
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    path.write_bytes(bytes(blob))
+    wipe_cache_and_workspace(repo)
+    proc = repo.dvc("pull", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 1, text
+    assert "failed authentication" in text and "failed to" in text
+    assert "unexpected error" not in text.lower()
+    cached = repo.root / ".dvc" / "cache" / "files" / "md5" / big[:2] / big[2:]
+    assert not cached.exists()  # nothing of the rejected object reached the cache
+    assert not (repo.root / "data" / "big.bin").exists()
 
 
 def test_init_with_a_mistyped_remote_creates_no_keyring(tmp_path: Path,

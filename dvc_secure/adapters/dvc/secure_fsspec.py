@@ -471,6 +471,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             # never leave unauthenticated plaintext where DVC could pick it up
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
+            service_hooks.download_failed(lpath)  # nothing to move into the cache
             raise
 
     def verify_object(self, path: str) -> ObjectSeal:

@@ -60,6 +60,19 @@ class _Connections:
 
 _CONNECTED = _Connections()
 STATS = TransferStats()
+# local paths a secure download failed to write (the failure was raised; no file was left)
+_FAILED_DOWNLOADS: set[str] = set()
+_FAILED_LOCK = threading.Lock()
+
+
+def download_failed(lpath: str) -> None:
+    with _FAILED_LOCK:
+        _FAILED_DOWNLOADS.add(str(lpath))
+
+
+def was_failed_download(lpath: str) -> bool:
+    with _FAILED_LOCK:
+        return str(lpath) in _FAILED_DOWNLOADS
 
 
 def connect(sealed_objects: SealedObjects, transfers_done: Callable[[TransferStats], None]) -> None:
