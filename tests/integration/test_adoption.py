@@ -94,6 +94,7 @@ def test_first_push_of_adopted_history_is_not_blocked(adopted: SecureRepo) -> No
 
 
 def test_removing_the_keyring_after_adoption_is_a_failure(adopted: SecureRepo) -> None:
+    policy = adopted.secure("policy-id").stdout.strip()
     adopted.git("rm", "-q", "-r", ".dvc/secure", "data.dvc.seal")
     skip = dict(adopted.env, DVC_SECURE_SKIP_HOOKS="1")
     run(["git", "commit", "-q", "-m", "un-adopt"], adopted.root, skip)
@@ -110,6 +111,10 @@ def test_removing_the_keyring_after_adoption_is_a_failure(adopted: SecureRepo) -
     proc = adopted.secure("verify", "--rev", "main~1..rewritten", check=False)
     assert proc.returncode == 1, proc.stdout
     assert "no dvc-secure history at all" in proc.stdout
+    # alone it is just an old branch; with the root policy pinned (CI) it fails too
+    assert adopted.secure("verify", "--rev", "rewritten", check=False).returncode == 0
+    proc = adopted.secure("verify", "--rev", "rewritten", "--root-policy", policy, check=False)
+    assert proc.returncode == 1 and "history has no keyring at all" in proc.stdout
 
 
 def test_init_seals_existing_outputs_as_version_1(tmp_path: Path,

@@ -37,12 +37,12 @@ from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
 from dvc_secure.core.format.names import hide_name, reveal_name
 from dvc_secure.core.format.object_format import (
     DEFAULT_SEGMENT_LOG2,
-    MAGIC,
     EncryptingReader,
     ObjectSeal,
     ciphertext_size,
     decrypt_object,
     plaintext_size,
+    read_header,
 )
 from dvc_secure.core.sidecar.remote_index import StoredObject
 from dvc_secure.errors import ConfigurationError, DvcSecureError
@@ -62,6 +62,15 @@ def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
 
     return get
 
+
+
+def _is_object(source: BinaryIO) -> bool:
+    """Does ``source`` start with a well-formed dvc-secure object header?"""
+    try:
+        read_header(source)
+    except DvcSecureError:
+        return False
+    return True
 
 
 class _Discard:
@@ -292,7 +301,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
                     self._root_made = True
 
     def _check_naming(self) -> None:
-        if holds_other_naming(self.inner, self.inner_root, self.hide_names, MAGIC):
+        if holds_other_naming(self.inner, self.inner_root, self.hide_names, _is_object):
             was = "false" if self.hide_names else "true"
             raise DvcSecureDvcError(ConfigurationError(
                 f"this secure remote now has hide_names = {str(self.hide_names).lower()}, but "
