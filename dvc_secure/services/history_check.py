@@ -150,7 +150,9 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
             for mf in snap.metafiles.values():
                 if mf.sidecar is not None and mf.sidecar.digest not in sealed:
                     sealed[mf.sidecar.digest] = (cid, mf.sidecar)
-    report.findings.extend(_unadopted_tips(reader, verifier, tips, base_commit, root_policy))
+    # (--all-revisions: old tags and branches from before adoption are legitimate tips)
+    report.findings.extend(_unadopted_tips(reader, verifier, tips, base_commit,
+                                           None if all_revisions else root_policy))
     if cache is not None and processed:
         keep = [str(p) for t in tips for p in t.parent_ids] + [str(t.id) for t in tips]
         cache.save(verifier, [r for r in keep if r in verifier.states])
@@ -175,7 +177,8 @@ def _unadopted_tips(reader: SnapshotReader, verifier: HistoryVerifier,
                     root_policy: str | None) -> list[Finding]:
     """A tip from before adoption is fine on its own (an old tag, an old branch), but not
     when the range's base had the keyring (the keyring and the sidecars were dropped, e.g.
-    by a rewritten or reset history) nor when the root policy is pinned."""
+    by a rewritten or reset history) nor when the root policy is pinned for a gate that
+    checks this one tip or range."""
     base_adopted = base is not None and (
         KEYRING_PATH in reader.files_at(base)
         or (str(base.id) in verifier.states and verifier.states[str(base.id)].adopted))
