@@ -64,7 +64,11 @@ def test_history_before_init_is_reported_not_failed(adopted: SecureRepo) -> None
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"NOTE {LEGACY_COMMITS} revision(s) from before dvc-secure was adopted" in proc.stdout
     assert "verified: 1 revision(s), no findings" in proc.stdout
-    doc = json.loads(adopted.secure("verify", "--all-revisions", "--json").stdout)
+    junit = adopted.root.parent / "report.xml"
+    doc = json.loads(adopted.secure("verify", "--all-revisions", "--json", "--junit",
+                                    str(junit)).stdout)
+    xml = junit.read_text()
+    assert xml.count("<skipped") == LEGACY_COMMITS and 'failures="0"' in xml
     assert doc["verified"] is True and doc["findings"] == []
     assert len(doc["before_adoption"]) == LEGACY_COMMITS
     assert {n["code"] for n in doc["notices"]} == {"unsealed-before-adoption"}
