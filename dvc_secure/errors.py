@@ -11,16 +11,17 @@ class DvcSecureError(Exception):
     """Base of every error dvc-secure raises on purpose."""
 
     exit_code = 1
+    # what to do when the raise site gives no more specific hint (every error prints one)
+    default_hint = ("run 'dvc-secure verify' and see docs/ for the failing step; report it "
+                    "with the full message if it persists")
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = hint  # specific to the raise site (callers may supply their own if None)
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message}\n  hint: {self.hint}"
-        return self.message
+        return f"{self.message}\n  hint: {self.hint or self.default_hint}"
 
 
 # --- usage and configuration (exit code 2) ---------------------------------------
@@ -28,12 +29,15 @@ class DvcSecureError(Exception):
 
 class ConfigurationError(DvcSecureError):
     """The repository, remote or environment is not set up the way the command needs."""
+    default_hint = 'check the repository and remote set-up: dvc remote list, dvc-secure whoami'
 
     exit_code = 2
 
 
 class UnsafeRemoteURLError(ConfigurationError):
     """A ``secure://`` URL that DVC could mistake for a plaintext local path."""
+    default_hint = (
+        'use the form secure://<name of a plain DVC remote>, e.g. dvc-secure init --remote storage')
 
 
 class RemotePinError(ConfigurationError):
@@ -42,42 +46,60 @@ class RemotePinError(ConfigurationError):
 
 class RegistrationError(ConfigurationError):
     """DVC's internals do not have the shape the plugin patches; it refuses to run."""
+    default_hint = (
+        "install a supported DVC version next to dvc-secure (pip install -U dvc-secure), then run 'dvc doctor'")
 
 
 class IdentityError(ConfigurationError):
     """No usable identity, or an identity file that cannot be read."""
+    default_hint = (
+        "check DVC_SECURE_IDENTITY_FILE / DVC_SECURE_IDENTITY, or create an identity with 'dvc-secure keygen'")
 
 
 class KeyringError(ConfigurationError):
     """The repository keyring is missing, malformed or fails its signature check."""
+    default_hint = (
+        'restore .dvc/secure/keyring.json from the last good commit: git checkout <commit> -- .dvc/secure/keyring.json')
 
 
 class NoKeyForEpochError(KeyringError):
     """The current identity holds no wrapped key for the epoch an object needs."""
+    default_hint = (
+        'ask an admin to grant you that key epoch: dvc-secure grant <your recipient> --role reader')
 
 
 class SidecarError(ConfigurationError):
     """A sidecar file is malformed or of an unsupported version."""
+    default_hint = 'restore the .seal file from git history, or re-seal: dvc-secure seal <metafile>'
 
 
 class PassphraseError(IdentityError):
     """A passphrase-protected identity could not be opened (wrong passphrase, no prompt)."""
+    default_hint = (
+        'give the passphrase on a terminal, or set DVC_SECURE_PASSPHRASE_FILE (or DVC_SECURE_PASSPHRASE)')
 
 
 class AccessDeniedError(KeyringError):
     """The identity's role or grant does not allow the operation (reader sealing, expired grant)."""
+    default_hint = (
+        'ask a repository admin for the role you need: dvc-secure grant <recipient> --role writer')
 
 
 class UntrustedPolicyError(KeyringError):
     """A keyring version is not a validly signed successor of the one this clone trusts."""
+    default_hint = (
+        'fetch the genuine keyring history (git pull), or see docs/policy.md for the trust pin')
 
 
 class PendingPolicyError(KeyringError):
     """A keyring change awaits more admin signatures before it takes effect."""
+    default_hint = (
+        "another admin runs 'dvc-secure approve', or drop it with 'dvc-secure approve --discard'")
 
 
 class ReencryptionError(ConfigurationError):
     """Re-encryption under a new epoch could not complete; it can be resumed."""
+    default_hint = 'fix the cause above, then resume with: dvc-secure reencrypt'
 
 
 class UploadRecordError(ConfigurationError):
@@ -101,6 +123,7 @@ class GitCommandError(DvcSecureError):
 
 class AuditLogError(DvcSecureError):
     """The audit log is malformed, cannot be read, or fails its chain or signature checks."""
+    default_hint = "run 'dvc-secure audit --verify' and see docs/audit.md for each finding"
 
 
 # --- object format failures (exit code 1) -----------------------------------------
@@ -108,38 +131,54 @@ class AuditLogError(DvcSecureError):
 
 class ObjectFormatError(DvcSecureError):
     """An encrypted object failed to parse, authenticate or verify."""
+    default_hint = (
+        "the stored object is damaged or was replaced: run 'dvc-secure verify --remote', then push it again from a clone that has it (dvc push)")
 
 
 class HeaderError(ObjectFormatError):
     """The object header is malformed (bad magic, reserved bits, out-of-range field)."""
+    default_hint = (
+        "the stored object is damaged or not a dvc-secure object: run 'dvc-secure verify --remote'")
 
 
 class UnsupportedVersionError(HeaderError):
     """The object uses a format version or cipher suite this release does not know."""
+    default_hint = 'upgrade dvc-secure (pip install -U dvc-secure)'
 
 
 class WrongKeyError(ObjectFormatError):
     """The header MAC does not verify: wrong data key, or the object is not this object."""
+    default_hint = (
+        "the object was swapped or your keyring is stale: git pull, then 'dvc-secure verify --remote'")
 
 
 class AuthenticationError(ObjectFormatError):
     """A segment failed AEAD authentication (corruption, reordering, tampering)."""
+    default_hint = (
+        "the stored object was corrupted or tampered with: run 'dvc-secure verify --remote'")
 
 
 class TruncationError(ObjectFormatError):
     """The ciphertext ended before its final segment."""
+    default_hint = (
+        "the stored object was truncated: run 'dvc-secure verify --remote' and push it again (dvc push)")
 
 
 class TrailingDataError(ObjectFormatError):
     """Bytes follow the final segment (extension attack or corruption)."""
+    default_hint = "the stored object has extra bytes appended: run 'dvc-secure verify --remote'"
 
 
 class SignatureError(ObjectFormatError):
     """The writer signature or the plaintext digest in the trailer does not verify."""
+    default_hint = (
+        "the object's signature does not verify: run 'dvc-secure verify --remote'; a writer re-pushes it")
 
 
 class UntrustedSignerError(SignatureError):
     """The object was signed by a key that is not a writer in the keyring."""
+    default_hint = (
+        "the object was pushed by someone who is not a writer: run 'dvc-secure verify --remote' and 'dvc-secure audit'")
 
 
 class ContentMismatchError(SignatureError):

@@ -65,10 +65,12 @@ def _report(result: object, what: str) -> int:
 
 
 def _progress(done: int, total: int) -> None:
-    """One updating line on stderr ("re-encrypting objects under the new key epoch: 3/10")."""
-    end = "\n" if done >= total else ""
-    sys.stderr.write(f"\rre-encrypting objects under the new key epoch: {done}/{total}{end}")
-    sys.stderr.flush()
+    """A counter redrawn in place on a terminal; nothing elsewhere (CI logs would get a line
+    per object): the summary line follows either way."""
+    if sys.stderr.isatty():
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\rre-encrypting objects under the new key epoch: {done}/{total}{end}")
+        sys.stderr.flush()
 
 
 def cmd_members(args: argparse.Namespace) -> int:

@@ -41,17 +41,39 @@ def _matches(datasets: list[str], target: str) -> bool:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from dvc_secure.adapters.dvc.repo_setup import find_repo
-    from dvc_secure.services.audit_recorder import event_row, read_log
+    from dvc_secure.services.audit_recorder import event_row, metafiles_at, read_log
 
     repo = find_repo()
     log = read_log(repo.root, remote=args.remote)
     view = log.view
+    if log.no_log_on is not None:
+        message = (f"remote '{log.no_log_on}' carries no audit log: events are uploaded to the "
+                   f"default remote '{log.home}' only (read it with: dvc-secure audit -r "
+                   f"{log.home})")
+        if args.json:
+            print(json.dumps({"events": [], "no_log": True, "log_remote": log.home,
+                              "message": message}, indent=2))
+        else:
+            print(message)
+        return EXIT_OK
     if args.verify:
         return _print_verify(view, log.pending, args.json)
     since = parse_since(args.since) if args.since else None
+    tracked: dict[str | None, list[str] | None] = {}
+
+    def about(datasets: list[str], revision: str | None) -> bool:
+        if datasets != ["all"]:
+            return _matches(datasets, args.dataset)
+        # a push or pull without targets moved every dataset its revision tracked
+        if revision not in tracked:
+            tracked[revision] = metafiles_at(repo.root, revision)
+        known = tracked[revision]
+        return known is None or any(m.rsplit("/", 1)[-1] == "dvc.lock" for m in known) \
+            or _matches(known, args.dataset)
+
     rows = [event_row(ev, log.signers) for ev in view.events
             if (since is None or ev.time >= since)
-            and (args.dataset is None or _matches(ev.datasets, args.dataset))]
+            and (args.dataset is None or about(ev.datasets, ev.revision))]
     if args.json:
         print(json.dumps({"events": rows, "pending_upload": log.pending,
                           "findings": [f.to_dict() for f in view.findings]}, indent=2))

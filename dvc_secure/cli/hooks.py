@@ -82,7 +82,14 @@ def run_guarded(call: Callable[[], int]) -> int:
     """The one place errors become exit codes and one-line diagnostics (also for cli.main;
     it lives here because the hook entry point must not import cli.py)."""
     try:
-        return int(call())
+        code = int(call())
+        sys.stdout.flush()  # here, not at exit: a closed pipe ('| head -1') is handled below
+        return code
+    except BrokenPipeError:
+        # the reader went away (e.g. 'dvc-secure whoami | head -1'): not an error of ours;
+        # stop writing quietly, with the status a process killed by SIGPIPE has
+        _discard_stdout()
+        return 141
     except DvcSecureError as exc:
         print(f"dvc-secure: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -91,6 +98,16 @@ def run_guarded(call: Callable[[], int]) -> int:
               "resuming (an interrupted re-encryption resumes with 'dvc-secure reencrypt')",
               file=sys.stderr)
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     repo = find_repo()
     identity = load_identity()
+    if args.remote:  # validate everything before creating anything
+        add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default,
+                          dry_run=True)
     path = keyring_path(repo.dvc_dir)
     existed = path.exists()
     if existed:
@@ -103,9 +107,70 @@ def cmd_init(args: argparse.Namespace) -> int:
     elif args.remote:
         print("the signed remote policy does not pin this remote yet: an admin runs "
               "'dvc-secure remote-policy --update'", file=sys.stderr)
-    print("next: git add .dvc/secure .dvc/config && git commit -m 'dvc-secure: init'",
+    to_add = [".dvc/secure", ".dvc/config"]
+    to_add += _init_seal_existing(repo.root, args.seal_existing)
+    _init_install_hooks(repo.root, args.install_hooks)
+    print(f"next: git add {' '.join(to_add)} && git commit -m 'dvc-secure: init'",
           file=sys.stderr)
     return EXIT_OK
+
+
+def _ask(question: str) -> bool:
+    """Yes/no on a terminal (default yes); callers only ask when stdin is one."""
+    try:
+        answer = input(f"{question} [Y/n] ").strip().lower()
+    except EOFError:
+        return False
+    return answer in ("", "y", "yes")
+
+
+def _init_seal_existing(root: Path, wanted: bool | None) -> list[str]:
+    """Offer to seal the outputs DVC already tracks as version 1; returns the sidecars."""
+    from dvc_secure.services.adoption import seal_existing, unsealed_outputs
+
+    existing = unsealed_outputs(root)
+    if not existing or wanted is False:
+        if existing:
+            print(f"not sealed: {len(existing)} existing output(s) ({', '.join(existing[:3])}"
+                  f"{', …' if len(existing) > 3 else ''}); commit them only with their "
+                  "seals: dvc-secure init --seal-existing", file=sys.stderr)
+        return []
+    if wanted is None:
+        if not sys.stdin.isatty():
+            print(f"not sealed: {len(existing)} output(s) DVC already tracks (non-interactive); "
+                  "to push them to the secure remote and seal them as version 1: "
+                  "dvc-secure init --seal-existing", file=sys.stderr)
+            return []
+        if not _ask(f"seal the {len(existing)} output(s) DVC already tracks as version 1 "
+                    "(pushes their data, encrypted, to the secure remote)?"):
+            return []
+    result = seal_existing(root, existing)
+    for metafile in result.sealed:
+        print(f"{metafile}.seal: sealed version 1", file=sys.stderr)
+    for metafile, why, fix in result.failed:
+        print(f"not sealed: {metafile}: {why}\n  fix: {fix}", file=sys.stderr)
+    if result.sealed:
+        from dvc_secure.services.audit_recorder import record_event
+
+        record_event(root, "seal", datasets=result.sealed,
+                     details={"versions": dict.fromkeys(result.sealed, 1), "via": "init"})
+    return [f"{m}.seal" for m in result.sealed]
+
+
+def _init_install_hooks(root: Path, wanted: bool | None) -> None:
+    from dvc_secure.adapters.git.hooks import install
+
+    if wanted is None:
+        if not sys.stdin.isatty():
+            print("git hooks not installed (non-interactive): dvc-secure install",
+                  file=sys.stderr)
+            return
+        wanted = _ask("install the git hooks (seal on commit, check on push)?")
+    if not wanted:
+        return
+    result = install(root)
+    print(f"git hooks installed in {result.hooks_dir} (dvc-secure uninstall removes them)",
+          file=sys.stderr)
 
 
 def _default_member_name() -> str:
@@ -142,23 +207,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from dvc_secure.cli.report_output import render_json, render_junit, render_text
     from dvc_secure.services.history_check import verify_history
 
+    root_policy = args.root_policy
+    if root_policy is not None and not re.fullmatch(r"[0-9a-f]{64}", root_policy.lower()):
+        raise ConfigurationError(f"--root-policy must be a SHA-256 digest (64 hex digits), "
+                                 f"not {root_policy!r}",
+                                 hint="print the current one with: dvc-secure policy-id")
+    as_of = _parse_day(args.as_of, "--as-of") if args.as_of else None
     repo = find_repo()
     report = verify_history(repo.root, rev=args.rev, all_revisions=args.all_revisions,
                             remote=args.remote or (args.remote_name is not None and not args.deep),
                             deep=args.deep, jobs=args.jobs,
                             use_cache=not args.no_cache,
-                            root_policy=args.root_policy, remote_name=args.remote_name)
+                            root_policy=root_policy.lower() if root_policy else None,
+                            as_of=as_of, remote_name=args.remote_name)
     if args.junit:
         Path(args.junit).write_text(render_junit(report), encoding="utf-8")
     print(render_json(report) if args.json else render_text(report))
     from dvc_secure.services.audit_recorder import flush_quietly, record_event
 
-    record_event(repo.root, "verify", details={"ok": report.ok, "rev": args.rev or "HEAD",
+    scope = "all-revisions" if args.all_revisions else args.rev or "HEAD"
+    record_event(repo.root, "verify", details={"ok": report.ok, "rev": scope,
                                                "remote": bool(args.remote), "deep": bool(args.deep)},
                  warn=False, interactive=False)  # verify needs no identity: never ask for one
     if args.remote:  # it talks to the remote anyway: upload the event (CI clones are thrown away)
         flush_quietly(repo.root)
     return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def _parse_day(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"{option} must be a date YYYY-MM-DD, not {text!r}",
+                                 hint=f"e.g. {option} 2030-01-31") from None
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -188,6 +269,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     repo = find_repo()
     result = restore_version(repo.root, args.target, args.version)
+    from dvc_secure.services.audit_recorder import record_event
+
+    record_event(repo.root, "restore", datasets=[result.metafile],
+                 details={"restored_version": result.restored_version,
+                          "new_version": result.new_version})
     print(f"{result.metafile}: content of version {result.restored_version} checked out, "
           f"verified (SHA-256) and sealed as version {result.new_version}")
     print(f"next: git add {result.metafile} {result.metafile}.seal && git commit", file=sys.stderr)
@@ -262,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="vault", help="name of the secure remote (default: vault)")
     p.add_argument("--no-default", action="store_true", help="do not make it the default remote")
     p.add_argument("--member-name", metavar="NAME", help="your name in the keyring (default: login)")
+    p.add_argument("--seal-existing", action=argparse.BooleanOptionalAction, default=None,
+                   help="push the data DVC already tracks to the secure remote and seal it as "
+                   "version 1 (default: ask on a terminal, otherwise no)")
+    p.add_argument("--install-hooks", action=argparse.BooleanOptionalAction, default=None,
+                   help="install the git hooks (default: ask on a terminal, otherwise no)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("seal", help="sign sidecars for datasets whose outputs changed")
@@ -293,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pin the first trust policy of the history (see 'dvc-secure policy-id')")
     p.add_argument("--no-cache", action="store_true",
                    help="ignore the local cache of already verified history (walk it all)")
+    p.add_argument("--as-of", metavar="YYYY-MM-DD",
+                   help="judge grant expiry as on this date (default: today, UTC, by this "
+                   "machine's clock), e.g. to see what fails once a grant expires")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
     p.set_defaults(func=cmd_verify)

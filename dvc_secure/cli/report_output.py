@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
+from dvc_secure.core.verification.engine import BEFORE_ADOPTION, Finding
 from dvc_secure.services.history_check import VerifyReport
 
 
@@ -14,12 +15,30 @@ def render_text(report: VerifyReport) -> str:
         where = f"{f.rev[:10]} {f.dataset}".strip()
         lines.append(f"FAIL {where}: {f.message}")
         lines.append(f"     fix: {f.fix}")
+    lines += _notice_lines(report)
     n_rev = len(report.revisions)
     if report.ok:
         lines.append(f"verified: {n_rev} revision(s), no findings")
     else:
         lines.append(f"NOT verified: {len(report.findings)} finding(s) in {n_rev} revision(s)")
     return "\n".join(lines)
+
+
+def _notice_lines(report: VerifyReport) -> list[str]:
+    """Informational findings, one line per kind (a long pre-adoption history is one line)."""
+    lines = []
+    by_code: dict[str, list[Finding]] = {}
+    for f in report.notices:
+        by_code.setdefault(f.code, []).append(f)
+    for code, found in sorted(by_code.items()):
+        if code == BEFORE_ADOPTION:
+            revs = [f.rev[:10] for f in found]
+            span = revs[0] if len(revs) == 1 else f"{revs[0]} … {revs[-1]}"
+            lines.append(f"NOTE {len(revs)} revision(s) from before dvc-secure was adopted "
+                         f"({span}; {code}): no keyring or sidecar there or below, not verified")
+        else:
+            lines += [f"NOTE {f.rev[:10]} {f.dataset}: {f.message} ({code})" for f in found]
+    return lines
 
 
 def render_json(report: VerifyReport) -> str:
@@ -31,6 +50,11 @@ def render_json(report: VerifyReport) -> str:
              "fix": f.fix}
             for f in report.findings
         ],
+        "notices": [
+            {"revision": f.rev, "dataset": f.dataset, "code": f.code, "message": f.message}
+            for f in report.notices
+        ],
+        "before_adoption": report.before_adoption,
     }
     return json.dumps(doc, indent=2, sort_keys=True)
 
@@ -52,6 +76,10 @@ def render_junit(report: VerifyReport) -> str:
                 failures += 1
                 fail = ET.SubElement(case, "failure", message=problems[0].splitlines()[0])
                 fail.text = "\n\n".join(problems)
+    for rev in report.before_adoption:
+        cases += 1
+        case = ET.SubElement(suite, "testcase", classname=rev[:12], name="(before adoption)")
+        ET.SubElement(case, "skipped", message=f"{BEFORE_ADOPTION}: outside the verified range")
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     return ET.tostring(suite, encoding="unicode")

@@ -31,7 +31,13 @@ from dvc_secure.core.keys import policy_changes as changes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
 from dvc_secure.core.keys.remote_policy import RemotePolicy
-from dvc_secure.errors import AccessDeniedError, KeyringError, PendingPolicyError, ReencryptionError
+from dvc_secure.errors import (
+    AccessDeniedError,
+    DvcSecureError,
+    KeyringError,
+    PendingPolicyError,
+    ReencryptionError,
+)
 
 
 def _now() -> str:
@@ -152,7 +158,27 @@ def _settle(dvc_dir: Path, prev: Keyring, nxt: Keyring, summary: list[str]) -> C
 
 def _reencrypt(dvc_dir: Path, result: ChangeResult,
                progress: Callable[[int, int], None] | None, command: str,
-               keyring_id: str | None = None) -> None:
+               keyring_id: str | None = None, action: str | None = None) -> None:
+    """Re-encrypt after a change that is already saved: if that fails or is interrupted,
+    the change (``action``) is still recorded in the audit log (the caller never reaches
+    its report)."""
+    try:
+        _reencrypt_now(dvc_dir, result, progress, command, keyring_id)
+    except BaseException as exc:
+        if action is None:
+            raise
+        from dvc_secure.services.audit_recorder import record_event
+
+        why = exc.message if isinstance(exc, DvcSecureError) else exc.__class__.__name__
+        record_event(dvc_dir.parent, action, details={
+            "policy_version": result.policy_version, "pending": result.pending,
+            "summary": list(result.summary), "interrupted": f"re-encryption: {why}"[:300]})
+        raise
+
+
+def _reencrypt_now(dvc_dir: Path, result: ChangeResult,
+                   progress: Callable[[int, int], None] | None, command: str,
+                   keyring_id: str | None) -> None:
     if result.pending:
         raise PendingPolicyError(
             "--reencrypt needs the new epoch, which waits for more admin signatures",
@@ -193,7 +219,8 @@ def grant(dvc_dir: Path, *, recipient: str, role: str, name: str | None,
     existing = next((m for m in admin.ring.members if m.recipient == recipient), None)
     member_name = name or (existing.name if existing else f"member-{recipient[4:12]}")
     nxt = changes.grant(admin.ring, admin.keys, name=member_name, recipient=recipient, role=role,
-                   signing_key=signing_key, expires=expires, now=_now(), history=history)
+                   signing_key=signing_key, expires=expires, now=_now(), history=history,
+                   today=_today())
     until = f" until {expires}" if expires else ""
     if existing is None:
         scope = "every epoch" if history else f"epoch {nxt.current_epoch} only"
@@ -229,7 +256,7 @@ def revoke(dvc_dir: Path, *, member: str, reencrypt: bool = False,
     result.epoch = nxt.current_epoch
     if reencrypt:
         _reencrypt(Path(dvc_dir), result, progress, f"dvc-secure revoke {member} --reencrypt",
-                   nxt.keyring_id)
+                   nxt.keyring_id, action="revoke")
     return result
 
 
@@ -248,7 +275,7 @@ def rotate(dvc_dir: Path, *, reencrypt: bool = False,
     result.epoch = nxt.current_epoch
     if reencrypt:
         _reencrypt(Path(dvc_dir), result, progress, "dvc-secure rotate --reencrypt",
-                   nxt.keyring_id)
+                   nxt.keyring_id, action="rotate")
     return result
 
 

@@ -74,16 +74,32 @@ def record_transfers(stats: TransferStats) -> None:
         a = stats
         objects, nbytes = ((a.uploads, a.upload_bytes) if action == "push"
                            else (a.downloads, a.download_bytes))
-        details = {"objects": objects, "bytes": nbytes, "failed": a.failures,
-                   "command": " ".join(["dvc", *[w for w in sys.argv[1:] if w.isprintable()]])[:200]}
+        root = Path(a.dvc_dirs[0]).parent
+        remote = remote_option(sys.argv)
+        details: dict[str, object] = {
+            "objects": objects, "bytes": nbytes, "failed": a.failures,
+            "remote": remote or _default_remote(root),
+            "command": " ".join(["dvc", *[w for w in sys.argv[1:] if w.isprintable()]])[:200]}
+        if a.refused is not None:
+            # refused by the keyring (a reader's push, an expired grant): the remote is
+            # fine, so the refusal is uploaded at once like any other event
+            details["refused"] = a.refused[:300]
+            record_and_flush(root, f"{action}-refused", targets or ["all"], details,
+                             identity=identity, remote=remote)
+            return
         # a failed transfer is recorded but not uploaded now (the remote may be what failed);
         # the next successful push/pull or 'dvc-secure audit' uploads it
-        record_and_flush(Path(a.dvc_dirs[0]).parent, action, targets or ["all"], details,
-                         flush=not a.failures, identity=identity,
-                         remote=remote_option(sys.argv))
+        record_and_flush(root, action, targets or ["all"], details,
+                         flush=not a.failures, identity=identity, remote=remote)
     except Exception as exc:  # never turn a finished push into a crash at exit
         print(f"dvc-secure: warning: audit: event not recorded ({exc.__class__.__name__})",
               file=sys.stderr)
+
+
+def _default_remote(root: Path) -> str | None:
+    from dvc_secure.adapters.dvc.config_file import dvc_remotes
+
+    return dvc_remotes(root / ".dvc").default
 
 
 def record_and_flush(repo_root: Path, action: str, datasets: list[str],

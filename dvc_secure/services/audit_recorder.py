@@ -65,6 +65,24 @@ def _head_revision(repo_root: Path) -> str | None:
     return rev if out.returncode == 0 and len(rev) in (40, 64) else None
 
 
+def metafiles_at(repo_root: Path, revision: str | None) -> list[str] | None:
+    """The DVC metafiles tracked at ``revision`` (None: unknown here, e.g. a revision this
+    clone does not have): what a push or pull without targets (``all``) moved."""
+    import subprocess
+
+    if not revision:
+        return None
+    try:
+        out = subprocess.run(["git", "ls-tree", "-r", "--name-only", "-z", revision],
+                             cwd=repo_root, capture_output=True, check=False)
+    except OSError:
+        return None
+    if out.returncode != 0:
+        return None
+    names = out.stdout.decode("utf-8", "replace").split("\0")
+    return [n for n in names if n.endswith(".dvc") or n.rsplit("/", 1)[-1] == "dvc.lock"]
+
+
 def record_event(repo_root: Path, action: str, *, datasets: Sequence[str] = (),
                  revision: str | None = None, details: Mapping[str, object] | None = None,
                  now: str | None = None, warn: bool = True,
@@ -209,6 +227,9 @@ class AuditLog:
     view: LogView
     signers: dict[str, Signer]
     pending: int
+    # set when a remote other than the log's home was read and it holds no event at all
+    no_log_on: str | None = None
+    home: str | None = None  # the remote events are uploaded to (the default remote)
 
 
 def keyring_signers(repo_root: Path, ring: Keyring) -> dict[str, Signer]:
@@ -258,28 +279,44 @@ def read_entries(fs: SecureFsspec) -> list[Entry]:
 def read_log(repo_root: Path, remote: str | None = None, flush: bool = True,
              update_checkpoints: bool = True) -> AuditLog:
     """Flush this clone's queue (best effort), read and verify the whole log."""
+    from dvc_secure.adapters.dvc.config_file import dvc_remotes
     from dvc_secure.adapters.local.repo_keyring import load_keyring
 
+    home = dvc_remotes(repo_root / ".dvc").default
+    elsewhere = remote is not None and home is not None and remote != home
     fs = open_log_remote(repo_root, remote)
     if flush:
         try:
-            flush_events(repo_root, fs=fs)
+            # events go to one place, the log's home: never split it over other remotes
+            if elsewhere:
+                flush_events(repo_root)
+            else:
+                flush_events(repo_root, fs=fs)
         except (DvcSecureError, OSError) as exc:
             msg = exc.message if isinstance(exc, DvcSecureError) else exc.__class__.__name__
             _warn(f"could not upload this clone's queued events: {msg}")
     state_dir = AuditState(repo_root)
     ring = load_keyring(repo_root / ".dvc")
     signers = keyring_signers(repo_root, ring)
+    entries = read_entries(fs)
+    if elsewhere and not entries:
+        return AuditLog(view=verify_log([], signers, {}), signers=signers,
+                        pending=pending_count(repo_root), no_log_on=remote, home=home)
     with state_dir.locked():
         state = state_dir.load()
-    view = verify_log(read_entries(fs), signers, state.known)
+    # the heads this clone has seen were read on the log's home; another remote (a backup
+    # copy) is checked for what it holds, not against them
+    view = verify_log(entries, signers, {} if elsewhere else state.known)
+    if elsewhere:
+        return AuditLog(view=view, signers=signers, pending=pending_count(repo_root),
+                        home=home)
     if update_checkpoints:
         # remember what we saw (only chains that verified from 1 to their head)
         with state_dir.locked():
             state = state_dir.load()
             state.known = merge_heads(state.known, view.heads)
             state_dir.save(state)
-    return AuditLog(view=view, signers=signers, pending=pending_count(repo_root))
+    return AuditLog(view=view, signers=signers, pending=pending_count(repo_root), home=home)
 
 
 def event_row(event: AuditEvent, signers: Mapping[str, Signer]) -> dict[str, Any]:

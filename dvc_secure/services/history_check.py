@@ -21,6 +21,8 @@ from dvc_secure.adapters.git.verify_cache import VerifyCache
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX, Sidecar
 from dvc_secure.core.verification.engine import (
+    INFORMATIONAL,
+    KEYRING_REMOVED,
     UNTRUSTED_ROOT,
     Finding,
     HistoryVerifier,
@@ -30,8 +32,11 @@ from dvc_secure.core.verification.engine import (
 
 @dataclass
 class VerifyReport:
-    revisions: list[str] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    revisions: list[str] = field(default_factory=list)  # verified revisions
+    findings: list[Finding] = field(default_factory=list)  # failures
+    # informational findings (e.g. revisions from before dvc-secure was adopted)
+    notices: list[Finding] = field(default_factory=list)
+    before_adoption: list[str] = field(default_factory=list)  # revisions outside the range
     datasets: dict[str, set[str]] = field(default_factory=dict)  # rev -> metafiles checked
     # the verifier and reader after the walk: hooks verify a staged snapshot on top of them
     verifier: HistoryVerifier | None = field(default=None, repr=False, compare=False)
@@ -74,12 +79,17 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
                    remote: bool = False, deep: bool = False, jobs: int = 4,
                    use_cache: bool = True, root_policy: str | None = None,
                    exclude: list[str] | None = None,
-                   remote_name: str | None = None) -> VerifyReport:
+                   remote_name: str | None = None,
+                   as_of: dt.date | None = None) -> VerifyReport:
     """``exclude`` (commit ids, with a single ``rev``): verify every commit reachable from
     ``rev`` but from none of them, e.g. what a push adds (pre-push hook). ``remote_name``:
-    the remote levels check that secure remote instead of each output's sealed one."""
+    the remote levels check that secure remote instead of each output's sealed one.
+    ``as_of``: the date that decides whether grants have expired (default: today, UTC,
+    by this clock)."""
+    today = as_of or dt.datetime.now(dt.timezone.utc).date()
     repo = open_repository(root)
     reader = SnapshotReader(repo)
+    base_commit: pygit2.Commit | None = None
     if all_revisions:
         tips = _all_tips(repo)
         targets = None
@@ -87,7 +97,8 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
         base, _, head = rev.partition("..")
         tip = reader.resolve(head or "HEAD")
         tips = [tip]
-        stop = {str(reader.resolve(base).id)} if base else set()
+        base_commit = reader.resolve(base) if base else None
+        stop = {str(base_commit.id)} if base_commit is not None else set()
         targets = {str(c.id) for c in reader.ancestry([tip], stop)}
     else:
         tip = reader.resolve(rev or "HEAD")
@@ -97,7 +108,11 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     report = VerifyReport()
     if not tips:
         return report
-    verifier = HistoryVerifier(root_policy)
+    def new_verifier() -> HistoryVerifier:
+        # a walk of all history cannot tell when a sidecar arrived: no arrival check
+        return HistoryVerifier(root_policy, today=today, arrivals=not all_revisions)
+
+    verifier = new_verifier()
     # the cache only skips history *outside* the requested revisions; --all-revisions and
     # the remote levels need every sidecar, so they always walk everything
     # (and a pinned root needs the walk to start at the root)
@@ -124,7 +139,7 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
         # (e.g. a merge of a branch the cache never saw) walk the whole history
         have = set(verifier.states) | {str(c.id) for c in commits}
         if any(str(p) not in have for c in commits for p in c.parent_ids):
-            verifier = HistoryVerifier(root_policy)
+            verifier = new_verifier()
             commits = reader.ancestry(tips)
     for parent in {str(p) for c in commits for p in c.parent_ids} - {str(c.id) for c in commits}:
         # seeded from the cache: the engine also needs the policy in force there, to check
@@ -142,19 +157,27 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
             # a history that does not start from the pinned root taints every revision
             report.findings.extend(f for f in found if f.code == UNTRUSTED_ROOT)
         if targets is None or cid in targets:
+            if not verifier.states[cid].adopted:
+                report.before_adoption.append(cid)
+                report.notices.extend(found)
+                continue
             report.revisions.append(cid)
-            report.findings.extend(found)
+            report.findings.extend(f for f in found if f.code not in INFORMATIONAL)
+            report.notices.extend(f for f in found if f.code in INFORMATIONAL)
             report.datasets[cid] = set(snap.metafiles)
             for mf in snap.metafiles.values():
                 if mf.sidecar is not None and mf.sidecar.digest not in sealed:
                     sealed[mf.sidecar.digest] = (cid, mf.sidecar)
+    # (--all-revisions: old tags and branches from before adoption are legitimate tips)
+    report.findings.extend(_unadopted_tips(reader, verifier, tips, base_commit,
+                                           None if all_revisions else root_policy))
     if cache is not None and processed:
         keep = [str(p) for t in tips for p in t.parent_ids] + [str(t.id) for t in tips]
         cache.save(verifier, [r for r in keep if r in verifier.states])
     if exclude is None:
         # (not for pre-push, which passes ``exclude``: an expiry must not block a writer's
         # push; rotating is an admin's job, and 'verify' tells them)
-        report.findings.extend(_expired_members(reader, tips))
+        report.findings.extend(_expired_members(reader, tips, today))
     if remote or deep:
         from dvc_secure.services.remote_check import RemoteChecker
 
@@ -168,10 +191,40 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
     return report
 
 
+def _unadopted_tips(reader: SnapshotReader, verifier: HistoryVerifier,
+                    tips: list[pygit2.Commit], base: pygit2.Commit | None,
+                    root_policy: str | None) -> list[Finding]:
+    """A tip from before adoption is fine on its own (an old tag, an old branch), but not
+    when the range's base had the keyring (the keyring and the sidecars were dropped, e.g.
+    by a rewritten or reset history) nor when the root policy is pinned for a gate that
+    checks this one tip or range."""
+    base_adopted = base is not None and (
+        KEYRING_PATH in reader.files_at(base)
+        or (str(base.id) in verifier.states and verifier.states[str(base.id)].adopted))
+    out = []
+    for tip in tips:
+        state = verifier.states.get(str(tip.id))
+        if state is None or state.adopted:
+            continue
+        if base_adopted:
+            assert base is not None
+            out.append(Finding(str(tip.id), KEYRING_PATH, KEYRING_REMOVED,
+                               f"the range starts at {str(base.id)[:10]}, which holds the "
+                               "keyring, but ends at a revision with no dvc-secure history at "
+                               "all (history rewritten or reset to before adoption?)",
+                               "push a history that descends from the adopted one"))
+        elif root_policy is not None:
+            out.append(Finding(str(tip.id), KEYRING_PATH, UNTRUSTED_ROOT,
+                               "the root trust policy is pinned, but this history has no "
+                               "keyring at all (history rewritten?)",
+                               "fetch the genuine history; only change the pinned root on "
+                               "purpose"))
+    return out
+
+
 def _expired_members(reader: SnapshotReader, tips: list[pygit2.Commit],
-                     today: dt.date | None = None) -> list[Finding]:
+                     day: dt.date) -> list[Finding]:
     """Members of the tips' keyrings whose grant expired but who hold the current epoch."""
-    day = today or dt.datetime.now(dt.timezone.utc).date()
     out: list[Finding] = []
     seen: set[str] = set()
     for tip in tips:

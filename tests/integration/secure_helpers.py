@@ -169,3 +169,17 @@ def run_in_pty(cmd: list[str], cwd: Path, env: dict[str, str],
             proc.wait()
         os.close(master)
     return rc, b"".join(chunks).decode(errors="replace")
+
+
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def days_later(env: dict[str, str], days: int) -> dict[str, str]:
+    """``env`` for a process whose clock runs ``days`` ahead (Debian's libfaketime, real
+    clock reads faked for the process and its children)."""
+    import pytest
+
+    if not FAKETIME_LIB.is_file():
+        pytest.skip("libfaketime is not installed (apt-get install faketime)")
+    return {**env, "LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"{days:+d}d",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}

@@ -12,7 +12,12 @@ from pathlib import Path
 from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
 from dvc_secure.core.format.object_format import read_header
 from tests.conftest import DVC, DVC_SECURE, SecureRepo, run
-from tests.integration.secure_helpers import assert_no_key_material, check_failed, secrets_of
+from tests.integration.secure_helpers import (
+    assert_no_key_material,
+    check_failed,
+    days_later,
+    secrets_of,
+)
 
 KEYRING = ".dvc/secure/keyring.json"
 
@@ -71,7 +76,9 @@ def encrypted_objects(repo: SecureRepo) -> list[Path]:
 
 
 def storage_snapshot(repo: SecureRepo) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in repo.stored_objects()}
+    """Stored data (the audit log's events left out: a refused push is recorded there)."""
+    audit = repo.storage / "dvc-secure" / "audit"
+    return {p: p.read_bytes() for p in repo.stored_objects() if audit not in p.parents}
 
 
 def stored_epochs(repo: SecureRepo) -> set[int]:
@@ -233,33 +240,36 @@ def test_expired_writer_cannot_seal(make_secure_repo, tmp_path: Path) -> None:  
     repo = make_secure_repo()
     add_and_push(repo, "a.txt", b"data\n")
     bob = Person(repo, tmp_path, "bob")
-    yesterday = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
-    grant(repo, bob, "writer", "--expires", yesterday)
-    listing = json.loads(repo.secure("members", "--json").stdout)
+    # granted until today (a date already past is refused); the rest runs two days later
+    last_day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    grant(repo, bob, "writer", "--expires", last_day)
+    later = days_later(repo.env, 2)
+    bob.env = days_later(bob.env, 2)
+    listing = json.loads(run([*DVC_SECURE, "members", "--json"], repo.root, later).stdout)
     row = next(m for m in listing["members"] if m["name"] == "bob")
-    assert row["expired"] is True and row["expires"] == yesterday and row["role"] == "writer"
+    assert row["expired"] is True and row["expires"] == last_day and row["role"] == "writer"
 
     before = storage_snapshot(repo)
     (repo.root / "b.txt").write_text("bob's change\n")
     bob.dvc("add", "-q", "b.txt")
-    check_failed(bob.dvc("push", check=False), f"expired on {yesterday}")
+    check_failed(bob.dvc("push", check=False), f"expired on {last_day}")
     check_failed(bob.secure("seal", "b.txt.dvc", "--offline", check=False),
-                 f"expired on {yesterday}")
+                 f"expired on {last_day}")
     assert storage_snapshot(repo) == before
     # decryption is not stopped by the date (docs/access.md): bob can still pull ...
     wipe(repo, "a.txt")
     bob.dvc("pull", "-q", "a.txt.dvc")
     # ... which verify reports until an admin rotates
-    proc = repo.secure("verify", "--json", check=False)
+    proc = run([*DVC_SECURE, "verify", "--json"], repo.root, later, check=False)
     findings = json.loads(proc.stdout)["findings"]
     assert proc.returncode == 1
     assert [f["code"] for f in findings] == ["expired-member-holds-key"]
     assert "dvc-secure rotate" in findings[0]["fix"]
 
-    out = repo.secure("rotate")
+    out = run([*DVC_SECURE, "rotate"], repo.root, later)
     assert "dropped 'bob' (grant expired)" in out.stdout
     commit_keyring(repo, "rotate")
-    proc = repo.secure("verify", "--json")
+    proc = run([*DVC_SECURE, "verify", "--json"], repo.root, later)
     assert json.loads(proc.stdout)["findings"] == []
     add_and_push(repo, "c.txt", b"after rotation\n")
     wipe(repo, "c.txt")

@@ -3,7 +3,9 @@
 Three patches, each checking the shape of what it changes and refusing loudly on a
 surprise (RegistrationError), each idempotent:
 
-1. ``dvc_objects.fs.known_implementations``: the ``secure`` scheme -> our filesystem.
+1. ``dvc_objects.fs.known_implementations``: the ``secure`` scheme -> our filesystem
+   (and ``dvc_objects.fs.generic.as_atomic``: no move of a download we refused, see
+   :func:`patch_atomic_download`).
 2. the ``ByUrl`` closure behind ``dvc.config_schema.SCHEMA["remote"][str]`` (and
    ``REMOTE_SCHEMAS`` where it exists): a schema for ``secure://`` remotes, and a guard on
    the local schema that refuses ``secure:`` URLs without a remote name, which DVC would
@@ -61,6 +63,51 @@ def patch_fs_registry(module: ModuleType) -> None:
     if current is not None and current.get("class") != m.filesystem:
         raise _shape_error(f"another plugin already registered the '{m.scheme}' scheme")
     table[m.scheme] = entry
+    generic = getattr(module, "generic", None)
+    if isinstance(generic, ModuleType):
+        patch_atomic_download(generic)
+
+
+class _NothingToMove(Exception):
+    pass
+
+
+def patch_atomic_download(generic: ModuleType) -> None:
+    """``dvc_objects.fs.generic.as_atomic``: skip the final move of a download that a secure
+    remote refused (tampered object, …). DVC reports the failure through its error handler
+    and then moves the temporary file into the cache; our filesystem writes no file for a
+    rejected object, so that move raised FileNotFoundError, an "unexpected error" (exit
+    255) after the clear message, instead of DVC's "N files failed" (exit 1). Only paths
+    our filesystem marked as failed are skipped. A different shape: left alone (this is a
+    message fix, nothing is accepted that would not be)."""
+    import contextlib
+
+    from dvc_secure.adapters.dvc import service_hooks
+
+    original = getattr(generic, "as_atomic", None)
+    if original is None or getattr(original, _MARK, False):
+        return
+    try:
+        params = list(inspect.signature(original).parameters)
+    except (TypeError, ValueError):
+        return
+    if params[:3] != ["fs", "to_info", "create_parents"]:
+        logger.debug("dvc-secure: dvc_objects as_atomic has another shape; not patched")
+        return
+
+    @contextlib.contextmanager
+    def as_atomic(fs: Any, to_info: Any, create_parents: bool = False) -> Any:
+        try:
+            with original(fs, to_info, create_parents=create_parents) as tmp:
+                yield tmp
+                if service_hooks.was_failed_download(tmp) and not fs.exists(tmp):
+                    raise _NothingToMove
+        except _NothingToMove:
+            return
+
+    setattr(as_atomic, _MARK, True)
+    as_atomic.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(generic, "as_atomic", as_atomic)  # noqa: B010 - module attribute patch
 
 
 # --- 2. config schema ------------------------------------------------------------------------
@@ -232,15 +279,30 @@ def patch_fs_module(module: ModuleType) -> None:
         return {
             **remote_conf,
             "secure_inner": dict(base),
-            # the clone's real .dvc directory: for an older revision (dvc push --all-commits)
-            # ``dvc_dir`` is a path inside git's tree ("/.dvc"), where no keyring lies
-            "secure_dvc_dir": getattr(config, "local_dvc_dir", None)
-            or getattr(config, "dvc_dir", None),
+            "secure_dvc_dir": _local_dvc_dir(config),
         }
 
     setattr(_resolve_remote_refs, _MARK, True)
     _resolve_remote_refs.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(module, "_resolve_remote_refs", _resolve_remote_refs)  # noqa: B010 - module attribute patch
+
+
+def _local_dvc_dir(config: Any) -> str | None:
+    """The repository's ``.dvc`` directory on this machine, or None. DVC reads another
+    repository (``dvc get/import/ls URL``) through a git filesystem whose root is ``/``:
+    its ``dvc_dir`` is then ``/.dvc`` *inside that tree*, not a local path, and must not
+    be used for the keyring or the push journal (which would be created at ``/.dvc``)."""
+    local = getattr(config, "local_dvc_dir", None)
+    if local:
+        # the clone's real .dvc directory: for an older revision (dvc push --all-commits)
+        # ``dvc_dir`` is a path inside git's tree ("/.dvc"), where no keyring lies
+        return str(local)
+    dvc_dir = getattr(config, "dvc_dir", None)
+    fs, wfs = getattr(config, "fs", None), getattr(config, "wfs", None)
+    if dvc_dir is None or (fs is not None and wfs is not None
+                           and not isinstance(fs, type(wfs))):
+        return None
+    return str(dvc_dir)
 
 
 # --- entry points ------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ def find_repo(start: Path | None = None) -> RepoInfo:
     raise ConfigurationError("not inside a DVC repository", hint="run 'git init && dvc init' first")
 
 
-def add_secure_remote(repo: RepoInfo, wrapped: str, name: str, make_default: bool) -> str:
-    """Add remote ``name`` = secure://``wrapped`` to the repo config; returns its URL."""
+def add_secure_remote(repo: RepoInfo, wrapped: str, name: str, make_default: bool,
+                      dry_run: bool = False) -> str:
+    """Add remote ``name`` = secure://``wrapped`` to the repo config; returns its URL.
+    ``dry_run``: only check that it can be added (raises as the real call would)."""
     from dvc.config import Config
 
     scheme = load_manifest().scheme
@@ -47,6 +49,8 @@ def add_secure_remote(repo: RepoInfo, wrapped: str, name: str, make_default: boo
             f"a different remote named '{name}' already exists ({existing.get('url')})",
             hint="pick another name with --name",
         )
+    if dry_run:
+        return url
     with config.edit("repo") as conf:
         conf["remote"].setdefault(name, {})["url"] = url
         if make_default:

@@ -22,13 +22,14 @@ from fsspec import AbstractFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from dvc_secure.adapters.dvc import service_hooks
-from dvc_secure.adapters.dvc.compat import fs_join
+from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, fs_join
 from dvc_secure.adapters.dvc.content_check import decrypt_checked
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
     PARTIAL_PREFIX,
     SCHEME,
     SHARD,
+    holds_other_naming,
     join_long,
     split_long,
 )
@@ -47,9 +48,10 @@ from dvc_secure.core.format.object_format import (
     ObjectSeal,
     ciphertext_size,
     plaintext_size,
+    read_header,
 )
 from dvc_secure.core.sidecar.remote_index import StoredObject
-from dvc_secure.errors import DvcSecureError
+from dvc_secure.errors import ConfigurationError, DvcSecureError
 
 logger = logging.getLogger("dvc_secure")
 
@@ -65,6 +67,16 @@ def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
             return box[0]
 
     return get
+
+
+
+def _is_object(source: BinaryIO) -> bool:
+    """Does ``source`` start with a well-formed dvc-secure object header?"""
+    try:
+        read_header(source)
+    except DvcSecureError:
+        return False
+    return True
 
 
 class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
@@ -259,11 +271,25 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     # --- directories and removal ------------------------------------------------------------
 
     def _ensure_root(self) -> None:
+        """Before the first write: the root exists, and holds no objects stored under the
+        other naming scheme (``hide_names`` changed: a push would store a second copy)."""
         if not self._root_made:
             with self._root_lock:
                 if not self._root_made:
+                    self._check_naming()
                     self.inner.makedirs(self.inner_root, exist_ok=True)
                     self._root_made = True
+
+    def _check_naming(self) -> None:
+        if holds_other_naming(self.inner, self.inner_root, self.hide_names, _is_object):
+            was = "false" if self.hide_names else "true"
+            raise DvcSecureDvcError(ConfigurationError(
+                f"this secure remote now has hide_names = {str(self.hide_names).lower()}, but "
+                f"its storage holds objects stored with hide_names = {was}: pushing would "
+                "store a second copy of every object under other names (the old ones would "
+                "no longer be found)",
+                hint=f"set it back: dvc remote modify <remote> hide_names {was} (to change the "
+                "naming, push to a new, empty storage location instead)"))
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         self._ensure_root()
@@ -431,6 +457,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             # never leave unauthenticated plaintext where DVC could pick it up
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
+            service_hooks.download_failed(lpath)  # nothing to move into the cache
             raise
 
     def verify_object(self, path: str) -> ObjectSeal:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dvc_secure.errors import RegistrationError
+from dvc_secure.errors import AccessDeniedError, RegistrationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DirListing = Callable[[str], list[dict[str, str]]]
@@ -39,6 +39,7 @@ class TransferStats:
     downloads: int = 0
     download_bytes: int = 0
     failures: int = 0
+    refused: str | None = None  # why the keyring refused this process (e.g. a reader's push)
     dvc_dirs: list[str] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)  # LazyRepoKeys of the remotes opened
     # (secure filesystem, StoredObject) of every upload not yet in a signed upload record
@@ -62,6 +63,19 @@ class _Connections:
 
 _CONNECTED = _Connections()
 STATS = TransferStats()
+# local paths a secure download failed to write (the failure was raised; no file was left)
+_FAILED_DOWNLOADS: set[str] = set()
+_FAILED_LOCK = threading.Lock()
+
+
+def download_failed(lpath: str) -> None:
+    with _FAILED_LOCK:
+        _FAILED_DOWNLOADS.add(str(lpath))
+
+
+def was_failed_download(lpath: str) -> bool:
+    with _FAILED_LOCK:
+        return str(lpath) in _FAILED_DOWNLOADS
 
 
 def connect(sealed_objects: SealedObjects, transfers_done: Callable[[TransferStats], None]) -> None:
@@ -125,6 +139,10 @@ def failures_counted(method: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
+        except AccessDeniedError as exc:
+            count("", 0, ok=False)
+            STATS.refused = exc.message
+            raise
         except Exception:
             count("", 0, ok=False)
             raise

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
+from collections.abc import Callable
+from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 from dvc_secure.adapters.local.plugin_manifest import load_manifest
@@ -56,3 +59,35 @@ def parse_secure_url(url: str) -> tuple[str, str]:
     if any(part in ("..", ".") for part in sub.split("/") if part):
         raise UnsafeRemoteURLError(f"'{url}': '.' and '..' are not allowed in the sub path")
     return parsed.netloc, sub
+
+
+_HIDDEN_TOP = re.compile(r"[0-9a-f]{2}")  # first level of hidden names ("xx/yy<token>")
+
+
+def holds_other_naming(inner: Any, root: str, hide_names: bool,
+                       is_object: Callable[[BinaryIO], bool]) -> bool:
+    """Does the storage at ``root`` hold dvc-secure objects stored under the other naming
+    scheme than ``hide_names``? (With hidden names: an encrypted object under
+    ``files/md5`` — plain DVC objects there are fine, that is how a plain remote is adopted;
+    with plain names: a hidden-name shard directory.) Reads at most one object's header
+    (``is_object``: does it parse as a dvc-secure object header?)."""
+    try:
+        if not hide_names:
+            shards = sorted(str(p) for p in inner.ls(root, detail=False)
+                            if _HIDDEN_TOP.fullmatch(posixpath.basename(str(p).rstrip("/"))))
+            if not shards:
+                return False
+            level = shards[0]  # (plain DVC 2.x objects live there too: read one)
+            depth = 1
+        else:
+            level = posixpath.join(root, "files", "md5")
+            depth = 2
+        for _ in range(depth):
+            entries = sorted(str(p) for p in inner.ls(level, detail=False))
+            if not entries:
+                return False
+            level = entries[0]
+        with inner.open(level, "rb") as f:
+            return is_object(f)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return False

@@ -68,11 +68,11 @@ class SnapshotBuilder:
                             only: Collection[str] | None = None) -> Snapshot:
         """``only``: the metafiles to include (default: all); orphans are found among all."""
         trust = None
-        trust_error = "no .dvc/secure/keyring.json"
+        trust_error = None  # no keyring file at all
         if KEYRING_PATH in files:
             kr = self.parse_blob("keyring", files[KEYRING_PATH], KEYRING_PATH)
             trust = kr.value if isinstance(kr.value, Keyring) else None
-            trust_error = kr.error or ""
+            trust_error = None if trust is not None else kr.error or "unreadable"
         metafiles: dict[str, MetafileState] = {}
         for path, blob in files.items():
             if path.endswith(SIDECAR_SUFFIX) or not is_metafile(path):
@@ -109,7 +109,9 @@ class SnapshotBuilder:
             if p.endswith(SIDECAR_SUFFIX) and p[: -len(SIDECAR_SUFFIX)] not in files
         ))
         return Snapshot(rev=rev, parents=parents, metafiles=metafiles, trust=trust,  # type: ignore[arg-type]
-                        trust_error=trust_error, orphan_sidecars=orphans)
+                        trust_error=trust_error, orphan_sidecars=orphans,
+                        holds_secure_files=KEYRING_PATH in files or any(
+                            p.endswith(SIDECAR_SUFFIX) for p in files))
 
 
 def normalise_metafile(target: str) -> str:

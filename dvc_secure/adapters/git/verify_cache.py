@@ -33,12 +33,13 @@ def _state(doc: Any) -> ChainState:
     policy = doc.get("policy")  # absent in caches written before the policy high-water mark
     return ChainState({k: Head(v[0], int(v[1])) for k, v in doc["heads"].items()},
                       {k: int(v) for k, v in doc["high_water"].items()},
-                      PolicyMark(int(policy[0]), str(policy[1])) if policy else None)
+                      PolicyMark(int(policy[0]), str(policy[1])) if policy else None,
+                      bool(doc["adopted"]))
 
 
 def _state_doc(st: ChainState) -> dict[str, Any]:
     doc: dict[str, Any] = {"heads": {k: [h.digest, h.version] for k, h in st.heads.items()},
-                           "high_water": st.high_water}
+                           "high_water": st.high_water, "adopted": st.adopted}
     if st.policy is not None:
         doc["policy"] = [st.policy.version, st.policy.digest]
     return doc
@@ -55,7 +56,7 @@ class VerifyCache:
     sidecars a staged tree adds are kept with it, and join ``known`` only once a commit of
     that tree is seen (an abandoned commit must not make its sidecars look like history)."""
 
-    VERSION = 2  # 2: chain states carry the policy high-water mark
+    VERSION = 3  # 2: the policy high-water mark; 3: and whether dvc-secure was adopted
     KEEP = 64
     KEEP_STAGED = 16
 

@@ -154,6 +154,10 @@ def identity_source(env: Mapping[str, str] | None = None) -> str:
 def _check_private(path: Path, what: str, error: type[IdentityError] = IdentityError) -> None:
     """Refuse a file that grants anything to group or others (POSIX only)."""
     st = path.stat()
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{what} {path} is a directory, not a file",
+                    hint=f"give the path of the file itself (e.g. {path}/identity.txt), in "
+                    "DVC_SECURE_IDENTITY_FILE / DVC_SECURE_PASSPHRASE_FILE or --output")
     if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise error(
             f"{what} {path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o})",

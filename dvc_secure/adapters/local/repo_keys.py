@@ -122,8 +122,9 @@ class LazyRepoKeys:
     def _load(self) -> RepoKeys:
         if not self._dvc_dir:
             raise ConfigurationError(
-                "a secure:// remote was opened outside a DVC repository, so there is no keyring",
-                hint="run the command inside the repository that owns the remote",
+                "a secure:// remote was opened outside a DVC repository on this machine (e.g. "
+                "by 'dvc get/import/ls' of another repository), so there is no keyring",
+                hint="clone that repository (git clone) and run 'dvc pull' inside it",
             )
         rings = load_trusted_keyrings(self._dvc_dir, self._env)
         identity = load_identity(self._env)

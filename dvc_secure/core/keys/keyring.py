@@ -487,6 +487,10 @@ class Keyring:
         member = self.member_by_keyid(keyid)
         return member.role if member else None
 
+    def sealer_expiry(self, keyid: str) -> str | None:
+        member = self.member_by_keyid(keyid)
+        return member.expires if member else None
+
     def member_by_keyid(self, keyid: str) -> Member | None:
         for m in self.members:
             if m.signing_key and key_fingerprint(decode_signing_key(m.signing_key)) == keyid:

@@ -74,16 +74,24 @@ def _drop_member(ring: Keyring, member: Member) -> None:
 
 def grant(ring: Keyring, keys: KeySet, *, name: str, recipient: str, role: str,
           signing_key: str | None, expires: str | None, now: str,
-          history: bool = True) -> Keyring:
+          history: bool = True, today: dt.date | None = None) -> Keyring:
     """Add a member (or change an existing member's role/expiry) as the next version.
 
     ``history``: also wrap every earlier epoch the caller holds, so the new member can
     read objects pushed before they joined (unchanged objects keep their epoch).
     Demoting a writer/admin starts a new epoch so their signing right ends there.
+    ``today``: the admin's date; an expiry before it is refused (it would be void at once).
     """
     _check_card(recipient, role, signing_key)
     if expires is not None:
-        parse_date(expires, "expires")
+        last = parse_date(expires, "expires")
+        if today is not None and last < today:
+            raise KeyringError(
+                f"the expiry date {expires} is already past (today is {today}): the grant "
+                "would never be valid",
+                hint="give the last day the grant is valid, today or later "
+                f"(e.g. --expires {today + dt.timedelta(days=90)}), or revoke the member "
+                "instead: dvc-secure revoke <member>")
     nxt = ring.successor()
     existing = next((m for m in nxt.members if m.recipient == recipient), None)
     if existing is None:

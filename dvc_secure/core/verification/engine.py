@@ -10,6 +10,7 @@ The caller supplies parsed snapshots and gets findings; git, files and clocks st
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,6 +42,10 @@ class TrustView(Protocol):
         """Why ``successor`` may not directly follow this policy (empty: it may)."""
         ...
 
+    def sealer_expiry(self, keyid: str) -> str | None:
+        """Last valid day (``YYYY-MM-DD``) of the grant of this signing key, if it has one."""
+        ...
+
 
 @dataclass(frozen=True)
 class MetafileState:
@@ -61,6 +66,16 @@ class Snapshot:
     trust: TrustView | None
     trust_error: str | None = None
     orphan_sidecars: tuple[str, ...] = ()
+    # does this revision hold any dvc-secure file (the keyring, valid or not, or a sidecar)?
+    # None: infer it from ``trust``, ``trust_error`` and the sidecars (hand-built snapshots)
+    holds_secure_files: bool | None = None
+
+    def marks_adoption(self) -> bool:
+        if self.holds_secure_files is not None:
+            return self.holds_secure_files
+        return self.trust is not None or self.trust_error is not None or \
+            bool(self.orphan_sidecars) or any(m.sidecar is not None
+                                             for m in self.metafiles.values())
 
 
 @dataclass(frozen=True)
@@ -82,14 +97,16 @@ class Head:
 class ChainState:
     """What a revision hands to its children: the head sidecar of every dataset, the
     highest version ever seen per dataset (so a deleted dataset cannot come back lower),
-    and the highest trust policy on any path to it (so the keyring cannot either)."""
+    and the highest trust policy on any path to it (so the keyring cannot either), and
+    whether dvc-secure was adopted at or below it (see :data:`BEFORE_ADOPTION`)."""
 
     heads: dict[str, Head] = field(default_factory=dict)
     high_water: dict[str, int] = field(default_factory=dict)
     policy: PolicyMark | None = None
+    adopted: bool = True
 
     def copy(self) -> ChainState:
-        return ChainState(dict(self.heads), dict(self.high_water), self.policy)
+        return ChainState(dict(self.heads), dict(self.high_water), self.policy, self.adopted)
 
 
 # Finding codes (docs/spec/sidecar.md lists them with their fixes)
@@ -112,6 +129,19 @@ POLICY_FORK = "policy-fork"
 UNTRUSTED_ROOT = "untrusted-root-policy"
 ORPHAN = "orphan-sidecar"
 EXPIRED_MEMBER = "expired-member-holds-key"
+KEYRING_REMOVED = "keyring-removed"
+SIGNED_AFTER_EXPIRY = "signed-after-expiry"
+# A revision that holds no dvc-secure file (no keyring, no sidecar) and descends from no
+# revision that does: history from before ``dvc-secure init``. It is outside the verified
+# range, reported for information only. Once one ancestor held the keyring or a sidecar,
+# a missing keyring is a failure (``keyring-removed``): nobody can "un-adopt" a history.
+BEFORE_ADOPTION = "unsealed-before-adoption"
+INFORMATIONAL = frozenset({BEFORE_ADOPTION})
+
+
+def failing(findings: Iterable[Finding]) -> list[Finding]:
+    """The findings that fail a verification (informational ones left out)."""
+    return [f for f in findings if f.code not in INFORMATIONAL]
 
 
 def expired_member_findings(rev: str, current_epoch: int,
@@ -133,9 +163,15 @@ def _mark(trust: TrustView) -> PolicyMark:
 class HistoryVerifier:
     """Verifies snapshots in parents-first order; remembers every sidecar it has seen."""
 
-    def __init__(self, root_policy: str | None = None) -> None:
-        """``root_policy``: digest the first trust policy in the history must have (pin)."""
+    def __init__(self, root_policy: str | None = None, today: dt.date | None = None,
+                 arrivals: bool = True) -> None:
+        """``root_policy``: digest the first trust policy in the history must have (pin).
+        ``today``: the verifier's date, which decides whether a grant has expired.
+        ``arrivals``: judge each sidecar as arriving on ``today`` in the revision that
+        introduces it (see :meth:`_expiry_findings`); off for a walk of all history."""
         self.root_policy = root_policy
+        self.today = today
+        self.arrivals = arrivals
         self.states: dict[str, ChainState] = {}
         # every sidecar seen in this history: digest -> its ``previous`` links
         self.known: dict[str, tuple[str, ...]] = {}
@@ -183,6 +219,14 @@ class HistoryVerifier:
         carried = list(unchanged)
         if carried and len(snap.parents) != 1:
             raise ValueError("only a revision with a single parent can carry datasets over")
+        if not snap.marks_adoption() and not any(ps.adopted for ps in parent_states):
+            self.trusts[snap.rev] = None
+            self.states[snap.rev] = ChainState(adopted=False)
+            return [Finding(snap.rev, "", BEFORE_ADOPTION,
+                            "before dvc-secure was adopted (no keyring or sidecar here nor "
+                            "in any ancestor): outside the verified range",
+                            "nothing to do; revisions from the first keyring commit on are "
+                            "verified")]
         state = ChainState()
         for ps in parent_states:
             for name, hw in ps.high_water.items():
@@ -191,7 +235,14 @@ class HistoryVerifier:
         self.trusts[snap.rev] = snap.trust
         policy_findings, state.policy = self._check_policy(snap)
         findings.extend(policy_findings)
-        if snap.trust is None:
+        if snap.trust is None and snap.trust_error is None and \
+                any(ps.adopted for ps in parent_states):
+            findings.append(Finding(
+                snap.rev, ".dvc/secure/keyring.json", KEYRING_REMOVED,
+                "the keyring was removed although dvc-secure was adopted below this revision: "
+                "nothing here can be verified",
+                "git checkout <last good revision> -- .dvc/secure/keyring.json, and commit it"))
+        elif snap.trust is None:
             findings.append(Finding(snap.rev, "", NO_TRUST,
                                     f"no valid trust policy: {snap.trust_error or 'missing'}",
                                     "restore .dvc/secure/keyring.json from a trusted revision"))
@@ -331,6 +382,13 @@ class HistoryVerifier:
                             f"version {sc.version} of {name} is signed by key {sc.signer_keyid}, "
                             "which the trust policy at this revision does not list",
                             f"re-seal with a listed writer's identity: {seal_cmd}")
+            else:
+                new = sc.digest not in {h.digest for h in parent_heads}
+                for code, message in self._expiry_findings(sc, snap.trust, new):
+                    finding(code, message,
+                            f"a writer whose grant is valid re-seals: {seal_cmd} (an admin "
+                            "renews the grant with 'dvc-secure grant … --expires', or drops "
+                            "the member with 'dvc-secure rotate')")
 
         sealed = {o.path: o.oid for o in sc.outputs}
         if sealed != dict(mf.outputs):
@@ -352,6 +410,35 @@ class HistoryVerifier:
         state.heads[name] = Head(sc.digest, sc.version)
         state.high_water[name] = max(state.high_water.get(name, 0), sc.version)
         return out
+
+    def _expiry_findings(self, sc: Sidecar, trust: TrustView,
+                         new: bool) -> list[tuple[str, str]]:
+        """A sidecar by a member whose grant expired. The sealing time is written by the
+        signer, who can set their clock back, so: (1) a sidecar that *claims* a sealing day
+        after the expiry fails wherever it is; (2) a sidecar that first appears in this
+        revision is judged as arriving on the verifier's date (``today``): after the
+        expiry it fails whatever it claims. History the verifier did not see arrive (below
+        a range, or a walk of all history) keeps what it claims."""
+        expires = trust.sealer_expiry(sc.signer_keyid)
+        if expires is None:
+            return []
+        try:
+            last = dt.date.fromisoformat(expires)
+            claimed = dt.date.fromisoformat(sc.sealed_at[:10])
+        except ValueError:
+            return [(SIGNED_AFTER_EXPIRY, f"version {sc.version} of {sc.metafile} has an "
+                     f"unreadable sealing or expiry date ({sc.sealed_at!r}, {expires!r})")]
+        if claimed > last:
+            return [(SIGNED_AFTER_EXPIRY,
+                     f"version {sc.version} of {sc.metafile} was sealed on {claimed} by key "
+                     f"{sc.signer_keyid}, whose grant expired on {expires}")]
+        if new and self.arrivals and self.today is not None and self.today > last:
+            return [(SIGNED_AFTER_EXPIRY,
+                     f"version {sc.version} of {sc.metafile} is new here and signed by key "
+                     f"{sc.signer_keyid}, whose grant expired on {expires} (today is "
+                     f"{self.today} for this verifier; the sealing time it claims, "
+                     f"{sc.sealed_at}, comes from the signer's own clock)")]
+        return []
 
     def _descends_from(self, previous: Iterable[str], ancestor: str, limit: int) -> bool:
         """Is ``ancestor`` reachable from these ``previous`` links?"""

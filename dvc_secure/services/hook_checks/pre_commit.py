@@ -19,6 +19,7 @@ without a cached state take the full path (``verify_history`` through pygit2).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import sys
@@ -47,6 +48,7 @@ from dvc_secure.core.verification.engine import (
     HistoryVerifier,
     MetafileState,
     Snapshot,
+    failing,
 )
 from dvc_secure.errors import DvcSecureError, GitCommandError
 from dvc_secure.services.hook_checks.content_scan import git_config, scan_blobs
@@ -73,6 +75,10 @@ if TYPE_CHECKING:  # pygit2 is imported by pre-push and pre-commit's full path o
 
 
 # --- pre-commit ----------------------------------------------------------------------------
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
 
 
 def _before(files: dict[str, str], diff: Iterable[RawChange]) -> dict[str, str]:
@@ -202,7 +208,7 @@ class _StagedCheck:
         """Start from HEAD's chain state without pygit2; False: take the full path."""
         assert self.head is not None
         cache = self.cache
-        verifier = HistoryVerifier()
+        verifier = HistoryVerifier(today=_today())
         verifier.seed_known(cache.known)
         staged = cache.staged.get(staged_key(self.head_tree, self.head_parents))
         if self.head in cache.states:
@@ -293,7 +299,7 @@ class _StagedCheck:
                 assert rep.verifier is not None and rep.reader is not None
                 self.slow = (rep.verifier, rep.reader, repo)
             else:
-                self.slow = (HistoryVerifier(), SnapshotReader(repo), repo)
+                self.slow = (HistoryVerifier(today=_today()), SnapshotReader(repo), repo)
         verifier, reader, repo = self.slow
         parents = ([self.head] if self.head is not None else []) + self.merge_heads()
         for p in parents:
@@ -405,7 +411,7 @@ def _pre_commit(wt: WorkTree, objects: ObjectReader, merging: bool = False) -> i
             snap, findings = check.verify(files, head_files, "(staged, sealed)")
         skip = set(to_seal) - set(ready) | failed
         findings = [f for f in findings if not (f.dataset in skip and f.code in (UNSEALED, UNBOUND))]
-    problems += [finding_problem(f) for f in findings]
+    problems += [finding_problem(f) for f in failing(findings)]  # never block on a note
     problems += _remote_problems(check.protection(snap), dvc_remotes(root / ".dvc"))
     return _finish(wt, check, problems)
 

@@ -219,6 +219,10 @@ def pre_push(start: Path, remote_name: str, stdin_text: str) -> int:
         if rep.revisions and not any(KEYRING_PATH in rep.reader.files_at(  # type: ignore[union-attr]
                 repo.get(r)) for r in rep.revisions):  # type: ignore[arg-type]
             continue  # dvc-secure not used on this branch
+        if rep.before_adoption:
+            print(f"dvc-secure pre-push: {len(rep.before_adoption)} commit(s) from before "
+                  "dvc-secure was adopted are pushed unverified (unsealed-before-adoption)",
+                  file=sys.stderr)
         dest = ref.remote_ref.removeprefix("refs/heads/") or remote_name
         for f in rep.findings:
             problems.append(Problem(f"{f.rev[:10]} {f.dataset}".strip(),

@@ -22,6 +22,7 @@ class Trust:
     def __init__(self, sealers: list[SigningKeyPair], readers: list[SigningKeyPair] = ()) -> None:  # type: ignore[assignment]
         self._sealers = {key_fingerprint(k.public): k.public for k in sealers}
         self._readers = {key_fingerprint(k.public) for k in readers}
+        self.expiries: dict[str, str] = {}
 
     def sealer_keys(self) -> Mapping[str, bytes]:
         return self._sealers
@@ -36,6 +37,9 @@ class Trust:
 
     def transition_problems(self, successor: E.TrustView) -> list[str]:
         return []
+
+    def sealer_expiry(self, keyid: str) -> str | None:
+        return self.expiries.get(keyid)
 
 
 TRUST = Trust([WRITER], [READER])
@@ -311,3 +315,59 @@ def test_forged_policy_signed_by_a_new_admin_is_unauthorized() -> None:
     found = verifier.verify(E.Snapshot("r2", ("r1",), {}, forged))
     assert [f.code for f in found] == [E.POLICY_UNAUTHORIZED]
     assert "previous admins" in found[0].message
+
+
+# --- adoption on existing history ------------------------------------------------------------
+
+
+def _plain(rev: str, parents: tuple[str, ...], oid: str) -> E.Snapshot:
+    """A revision with a DVC metafile and no dvc-secure file at all."""
+    return E.Snapshot(rev, parents, {"data.dvc": E.MetafileState("data.dvc", {"data": oid})},
+                      None)
+
+
+def test_history_before_adoption_is_informational_not_failed() -> None:
+    v = E.HistoryVerifier()
+    found = v.verify(_plain("c1", (), "1" * 32)) + v.verify(_plain("c2", ("c1",), "2" * 32))
+    assert codes(found) == [E.BEFORE_ADOPTION] * 2 and E.failing(found) == []
+    assert v.verify(snap("c3", ("c2",), seal("3" * 32, 1))) == []  # adopted: sealed v1
+
+
+def test_removing_the_keyring_after_adoption_is_a_failure() -> None:
+    v = E.HistoryVerifier()
+    v.verify(_plain("c1", (), "1" * 32))
+    assert v.verify(snap("c2", ("c1",), seal("1" * 32, 1))) == []
+    # keyring and sidecar gone: the revision looks like pre-adoption history, but is not
+    found = v.verify(_plain("c3", ("c2",), "1" * 32))
+    assert E.KEYRING_REMOVED in codes(found) and E.BEFORE_ADOPTION not in codes(found)
+    # and everything built on it stays adopted
+    assert E.KEYRING_REMOVED in codes(v.verify(_plain("c4", ("c3",), "1" * 32)))
+
+
+# --- grant expiry, judged by the verifier's date ------------------------------------------
+
+
+def _expiring(last_day: str) -> Trust:
+    trust = Trust([WRITER], [READER])
+    trust.expiries = {key_fingerprint(WRITER.public): last_day}
+    return trust
+
+
+def test_expired_signer_with_clock_set_back_is_rejected_where_the_seal_arrives() -> None:
+    import datetime as dt
+
+    trust = _expiring("2026-11-21")  # the seal claims 2026-11-22 ... and one day earlier:
+    back = replace(seal("1" * 32, 1), sealed_at="2026-11-20T00:00:00Z").sign(WRITER)
+    late = E.HistoryVerifier(today=dt.date(2026, 12, 1))
+    assert codes(late.verify(snap("c1", (), back, trust=trust))) == [E.SIGNED_AFTER_EXPIRY]
+    # before the expiry, or in a walk of all history (arrival unknown), it is accepted
+    early = E.HistoryVerifier(today=dt.date(2026, 11, 21))
+    assert early.verify(snap("c1", (), back, trust=trust)) == []
+    walk = E.HistoryVerifier(today=dt.date(2026, 12, 1), arrivals=False)
+    assert walk.verify(snap("c1", (), back, trust=trust)) == []
+    # once accepted where it arrived, the unchanged sidecar is not judged again later
+    early.today = dt.date(2026, 12, 1)
+    assert early.verify(snap("c2", ("c1",), back, trust=trust)) == []
+    # a seal that itself claims a day after the expiry fails everywhere
+    assert codes(walk.verify(snap("d1", (), seal("2" * 32, 1), trust=trust))) == \
+        [E.SIGNED_AFTER_EXPIRY]
