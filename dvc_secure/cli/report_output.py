@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
-from dvc_secure.core.verification.engine import BEFORE_ADOPTION, Finding
+from dvc_secure.core.verification.findings import BEFORE_ADOPTION, Finding
 from dvc_secure.services.history_check import VerifyReport
 
 

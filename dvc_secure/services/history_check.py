@@ -20,13 +20,12 @@ from dvc_secure.adapters.git.history import (
 from dvc_secure.adapters.git.verify_cache import VerifyCache
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX, Sidecar
-from dvc_secure.core.verification.engine import (
+from dvc_secure.core.verification.engine import HistoryVerifier, expired_member_findings
+from dvc_secure.core.verification.findings import (
     INFORMATIONAL,
     KEYRING_REMOVED,
     UNTRUSTED_ROOT,
     Finding,
-    HistoryVerifier,
-    expired_member_findings,
 )
 
 

@@ -32,13 +32,13 @@ from dvc_secure.core.records.reencryption import (
 from dvc_secure.core.records.upload import Attestations, UploadTrust
 from dvc_secure.core.sidecar.model import SealedOutput, Sidecar
 from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_path, parse_index
-from dvc_secure.core.verification.engine import (
+from dvc_secure.core.verification.engine import HistoryVerifier
+from dvc_secure.core.verification.findings import (
     POLICY_FORK,
     POLICY_ROLLBACK,
     POLICY_UNAUTHORIZED,
     UNTRUSTED_ROOT,
     Finding,
-    HistoryVerifier,
 )
 from dvc_secure.errors import DvcSecureError
 from dvc_secure.services.sealing import manifest_rel, object_rel

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from dvc_secure.adapters.dvc.config_file import dvc_remotes
 from dvc_secure.core.sidecar.model import SealedOutput, Sidecar
 from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_path, parse_index
-from dvc_secure.core.verification.engine import Finding
+from dvc_secure.core.verification.findings import Finding
 from dvc_secure.errors import ConfigurationError, DvcSecureError
 from dvc_secure.services.history_check import verify_history
 from dvc_secure.services.remote_check import INDEX_BAD, INDEX_MISSING, NOT_INDEXED, RemoteChecker

@@ -18,6 +18,31 @@ from typing import Protocol
 from dvc_secure.core.keys import policy_high_water as policy_hw
 from dvc_secure.core.keys.policy_high_water import PolicyMark
 from dvc_secure.core.sidecar.model import Sidecar
+from dvc_secure.core.verification.findings import (
+    BAD_SIGNATURE,
+    BEFORE_ADOPTION,
+    CHAIN_BROKEN,
+    EXPIRED_MEMBER,
+    FORK,
+    INVALID_SIDECAR,
+    KEYRING_REMOVED,
+    MISPLACED,
+    NO_TRUST,
+    ORPHAN,
+    POLICY_FORK,
+    POLICY_ROLLBACK,
+    POLICY_UNAUTHORIZED,
+    READER_SIGNED,
+    REPLAY,
+    ROLLBACK,
+    SIDECAR_DELETED,
+    SIGNED_AFTER_EXPIRY,
+    UNBOUND,
+    UNSEALED,
+    UNTRUSTED_ROOT,
+    UNTRUSTED_SIGNER,
+    Finding,
+)
 
 
 class TrustView(Protocol):
@@ -79,15 +104,6 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Finding:
-    rev: str
-    dataset: str
-    code: str
-    message: str
-    fix: str
-
-
-@dataclass(frozen=True)
 class Head:
     digest: str
     version: int
@@ -107,41 +123,6 @@ class ChainState:
 
     def copy(self) -> ChainState:
         return ChainState(dict(self.heads), dict(self.high_water), self.policy, self.adopted)
-
-
-# Finding codes (docs/spec/sidecar.md lists them with their fixes)
-UNSEALED = "unsealed-output"
-SIDECAR_DELETED = "sidecar-deleted"
-INVALID_SIDECAR = "invalid-sidecar"
-MISPLACED = "sidecar-for-other-dataset"
-UNBOUND = "metafile-not-bound"
-UNTRUSTED_SIGNER = "untrusted-signer"
-READER_SIGNED = "signed-by-reader"
-BAD_SIGNATURE = "bad-signature"
-ROLLBACK = "version-rollback"
-REPLAY = "sidecar-replayed"
-CHAIN_BROKEN = "chain-broken"
-FORK = "fork-unresolved"
-NO_TRUST = "no-trust-policy"
-POLICY_UNAUTHORIZED = "policy-change-unauthorized"
-POLICY_ROLLBACK = "policy-rollback"
-POLICY_FORK = "policy-fork"
-UNTRUSTED_ROOT = "untrusted-root-policy"
-ORPHAN = "orphan-sidecar"
-EXPIRED_MEMBER = "expired-member-holds-key"
-KEYRING_REMOVED = "keyring-removed"
-SIGNED_AFTER_EXPIRY = "signed-after-expiry"
-# A revision that holds no dvc-secure file (no keyring, no sidecar) and descends from no
-# revision that does: history from before ``dvc-secure init``. It is outside the verified
-# range, reported for information only. Once one ancestor held the keyring or a sidecar,
-# a missing keyring is a failure (``keyring-removed``): nobody can "un-adopt" a history.
-BEFORE_ADOPTION = "unsealed-before-adoption"
-INFORMATIONAL = frozenset({BEFORE_ADOPTION})
-
-
-def failing(findings: Iterable[Finding]) -> list[Finding]:
-    """The findings that fail a verification (informational ones left out)."""
-    return [f for f in findings if f.code not in INFORMATIONAL]
 
 
 def expired_member_findings(rev: str, current_epoch: int,

@@ -19,7 +19,7 @@ from dvc_secure.core.governance.alerts import (
     parse_config,
 )
 from dvc_secure.core.governance.ocsf import to_ocsf
-from dvc_secure.core.verification.engine import Finding as VerifyFinding
+from dvc_secure.core.verification.findings import Finding as VerifyFinding
 from dvc_secure.services.audit_recorder import read_log
 from dvc_secure.services.governance.verified import verified_revision
 

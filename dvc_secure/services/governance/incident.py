@@ -23,7 +23,7 @@ from dvc_secure.core.records.incident import (
     record_relpath,
 )
 from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX, Sidecar
-from dvc_secure.core.verification.engine import Finding
+from dvc_secure.core.verification.findings import Finding
 from dvc_secure.errors import AccessDeniedError, DvcSecureError, KeyringError
 from dvc_secure.services.governance.verified import blocking
 

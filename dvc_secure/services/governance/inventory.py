@@ -9,7 +9,7 @@ from typing import Any
 
 from dvc_secure.core.governance.croissant import ManifestFiles, to_croissant
 from dvc_secure.core.governance.inventory import Inventory, build_inventory
-from dvc_secure.core.verification.engine import Finding
+from dvc_secure.core.verification.findings import Finding
 from dvc_secure.services.governance.verified import (
     SealedFiles,
     remote_locations,

@@ -18,7 +18,7 @@ from dvc_secure.core.governance.overlap import (
 )
 from dvc_secure.core.sidecar.metafile import parse_outputs
 from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX, Sidecar
-from dvc_secure.core.verification.engine import BAD_SIGNATURE, UNBOUND, UNSEALED, Finding
+from dvc_secure.core.verification.findings import BAD_SIGNATURE, UNBOUND, UNSEALED, Finding
 from dvc_secure.errors import ConfigurationError, DvcSecureError
 from dvc_secure.services.governance.verified import SealedFiles, VerifiedRevision, verified_revision
 

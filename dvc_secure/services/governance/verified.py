@@ -18,7 +18,7 @@ from dvc_secure.core.governance.croissant import ManifestFiles
 from dvc_secure.core.governance.inventory import Location, location_of
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.core.sidecar.model import SealedOutput, Sidecar
-from dvc_secure.core.verification.engine import EXPIRED_MEMBER, Finding
+from dvc_secure.core.verification.findings import EXPIRED_MEMBER, Finding
 from dvc_secure.errors import ConfigurationError, DvcSecureError, SidecarError
 from dvc_secure.services.history_check import verify_history
 

@@ -41,15 +41,8 @@ from dvc_secure.adapters.git.verify_cache import (
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.core.sidecar.metafile import is_metafile
 from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX
-from dvc_secure.core.verification.engine import (
-    UNBOUND,
-    UNSEALED,
-    Finding,
-    HistoryVerifier,
-    MetafileState,
-    Snapshot,
-    failing,
-)
+from dvc_secure.core.verification.engine import HistoryVerifier, MetafileState, Snapshot
+from dvc_secure.core.verification.findings import UNBOUND, UNSEALED, Finding, failing
 from dvc_secure.errors import DvcSecureError, GitCommandError
 from dvc_secure.services.hook_checks.content_scan import git_config, scan_blobs
 from dvc_secure.services.hook_checks.problems import (

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dvc_secure.core.verification.engine import (
-    Finding,
-)
+from dvc_secure.core.verification.findings import Finding
 
 if TYPE_CHECKING:  # pygit2 is imported by pre-push and pre-commit's full path only
     import pygit2

@@ -137,6 +137,7 @@ def _snap(rev: str, parents: tuple[str, ...], ring: object):  # type: ignore[no-
 
 def test_engine_reports_merge_ours_keeping_the_older_parents_keyring() -> None:
     from dvc_secure.core.verification import engine as E
+    from dvc_secure.core.verification import findings as F
 
     v1, v2, v3 = _chain(3)
     v = E.HistoryVerifier()
@@ -144,9 +145,9 @@ def test_engine_reports_merge_ours_keeping_the_older_parents_keyring() -> None:
         assert v.verify(_snap(rev, parents, ring)) == []
     # the merge keeps c2's keyring (one parent has the same keyring: the old check passed it)
     (f,) = v.verify(_snap("m", ("c2", "c3"), v2))
-    assert f.code == E.POLICY_ROLLBACK and "version 3" in f.message and "version 2" in f.message
+    assert f.code == F.POLICY_ROLLBACK and "version 3" in f.message and "version 2" in f.message
     # the next commit on top still runs below the mark; restoring version 3 clears it
-    assert [x.code for x in v.verify(_snap("n", ("m",), v2))] == [E.POLICY_ROLLBACK]
+    assert [x.code for x in v.verify(_snap("n", ("m",), v2))] == [F.POLICY_ROLLBACK]
     assert v.verify(_snap("fixed", ("n",), v3)) == []
     # the mark survives the verify cache (it is part of the chain state)
     assert v.states["m"].policy is not None and v.states["m"].policy.version == 3
@@ -154,6 +155,7 @@ def test_engine_reports_merge_ours_keeping_the_older_parents_keyring() -> None:
 
 def test_engine_reports_two_keyrings_of_the_same_version_as_a_fork() -> None:
     from dvc_secure.core.verification import engine as E
+    from dvc_secure.core.verification import findings as F
 
     v1, v2, fork = _chain(2, fork_at=2)
     assert fork.policy_version == 2 and fork.digest != v2.digest
@@ -161,5 +163,5 @@ def test_engine_reports_two_keyrings_of_the_same_version_as_a_fork() -> None:
     v.verify(_snap("c1", (), v1))
     assert v.verify(_snap("a", ("c1",), v2)) == []
     assert v.verify(_snap("b", ("c1",), fork)) == []  # each branch on its own is valid
-    assert [x.code for x in v.verify(_snap("m", ("a", "b"), v2))] == [E.POLICY_FORK]
-    assert [x.code for x in v.verify(_snap("n", ("a",), fork))] == [E.POLICY_FORK]
+    assert [x.code for x in v.verify(_snap("m", ("a", "b"), v2))] == [F.POLICY_FORK]
+    assert [x.code for x in v.verify(_snap("n", ("a",), fork))] == [F.POLICY_FORK]

@@ -11,6 +11,7 @@ from dvc_secure.core.format.primitives import SigningKeyPair
 from dvc_secure.core.keys.identity import key_fingerprint
 from dvc_secure.core.sidecar.model import AccessMetadata, SealedOutput, Sidecar
 from dvc_secure.core.verification import engine as E
+from dvc_secure.core.verification import findings as F
 
 WRITER = SigningKeyPair.generate()
 READER = SigningKeyPair.generate()
@@ -64,7 +65,7 @@ def snap(rev: str, parents: tuple[str, ...], sc: Sidecar | None, oid: str | None
     return E.Snapshot(rev, parents, {"data.dvc": mf}, trust)
 
 
-def codes(findings: list[E.Finding]) -> list[str]:
+def codes(findings: list[F.Finding]) -> list[str]:
     return [f.code for f in findings]
 
 
@@ -93,68 +94,68 @@ def test_unchanged_revisions_inherit_the_head() -> None:
 def test_metafile_edited_without_reseal_detected() -> None:
     v = E.HistoryVerifier()
     (sc,) = linear(v, 1)
-    assert codes(v.verify(snap("c2", ("c1",), sc, oid="f" * 32))) == [E.UNBOUND]
+    assert codes(v.verify(snap("c2", ("c1",), sc, oid="f" * 32))) == [F.UNBOUND]
 
 
 def test_unsealed_output_detected() -> None:
-    assert codes(E.HistoryVerifier().verify(snap("c1", (), None))) == [E.UNSEALED]
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), None))) == [F.UNSEALED]
 
 
 def test_sidecar_deleted_detected() -> None:
     v = E.HistoryVerifier()
     (sc,) = linear(v, 1)
-    assert codes(v.verify(snap("c2", ("c1",), None, oid=sc.outputs[0].oid))) == [E.SIDECAR_DELETED]
+    assert codes(v.verify(snap("c2", ("c1",), None, oid=sc.outputs[0].oid))) == [F.SIDECAR_DELETED]
 
 
 def test_sidecar_signed_by_unknown_key_detected() -> None:
     sc = seal("1" * 32, 1, key=STRANGER)
-    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc))) == [E.UNTRUSTED_SIGNER]
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc))) == [F.UNTRUSTED_SIGNER]
 
 
 def test_sidecar_signed_by_reader_detected() -> None:
     sc = seal("1" * 32, 1, key=READER)
-    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc))) == [E.READER_SIGNED]
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc))) == [F.READER_SIGNED]
 
 
 def test_sidecar_edited_after_signing_detected() -> None:
     sc = seal("1" * 32, 1)
     forged = replace(sc, git_author="Mallory <m@x>")
-    assert codes(E.HistoryVerifier().verify(snap("c1", (), forged))) == [E.BAD_SIGNATURE]
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), forged))) == [F.BAD_SIGNATURE]
 
 
 def test_rollback_to_lower_version_detected() -> None:
     v = E.HistoryVerifier()
     _s1, _s2 = linear(v, 2)
     fake = seal("9" * 32, 1, ())
-    assert codes(v.verify(snap("c3", ("c2",), fake))) == [E.ROLLBACK]
+    assert codes(v.verify(snap("c3", ("c2",), fake))) == [F.ROLLBACK]
 
 
 def test_repeated_version_detected() -> None:
     v = E.HistoryVerifier()
     s1, _s2 = linear(v, 2)
     again = seal("9" * 32, 2, (s1.digest,))
-    assert codes(v.verify(snap("c3", ("c2",), again))) == [E.ROLLBACK]
+    assert codes(v.verify(snap("c3", ("c2",), again))) == [F.ROLLBACK]
 
 
 def test_replayed_older_signed_sidecar_detected() -> None:
     v = E.HistoryVerifier()
     _s1, s2, _s3 = linear(v, 3)
     # a `git revert` or hand copy puts version 2 back
-    assert codes(v.verify(snap("c4", ("c3",), s2))) == [E.REPLAY]
+    assert codes(v.verify(snap("c4", ("c3",), s2))) == [F.REPLAY]
 
 
 def test_version_jump_detected() -> None:
     v = E.HistoryVerifier()
     (s1,) = linear(v, 1)
     jump = seal("2" * 32, 5, (s1.digest,))
-    assert codes(v.verify(snap("c2", ("c1",), jump))) == [E.ROLLBACK]
+    assert codes(v.verify(snap("c2", ("c1",), jump))) == [F.ROLLBACK]
 
 
 def test_chain_to_foreign_sidecar_detected() -> None:
     v = E.HistoryVerifier()
     (_s1,) = linear(v, 1)
     stray = seal("2" * 32, 2, ("cd" * 32,))
-    assert codes(v.verify(snap("c2", ("c1",), stray))) == [E.CHAIN_BROKEN]
+    assert codes(v.verify(snap("c2", ("c1",), stray))) == [F.CHAIN_BROKEN]
 
 
 def test_fork_merged_without_reseal_detected() -> None:
@@ -164,7 +165,7 @@ def test_fork_merged_without_reseal_detected() -> None:
     b = seal("b" * 32, 2, (s1.digest,))
     assert v.verify(snap("ca", ("c1",), a)) == []
     assert v.verify(snap("cb", ("c1",), b)) == []
-    assert codes(v.verify(snap("m", ("ca", "cb"), a))) == [E.FORK]
+    assert codes(v.verify(snap("m", ("ca", "cb"), a))) == [F.FORK]
 
 
 def test_fork_resolved_by_merge_seal_is_accepted() -> None:
@@ -183,7 +184,7 @@ def test_merge_dropping_newer_version_detected() -> None:
     s1, _s2 = linear(v, 2)
     # side branch from c1 that never re-sealed, merged and its (older) side kept
     v.verify(snap("side", ("c1",), s1))
-    assert codes(v.verify(snap("m", ("c2", "side"), s1))) == [E.ROLLBACK]
+    assert codes(v.verify(snap("m", ("c2", "side"), s1))) == [F.ROLLBACK]
 
 
 def test_fast_forward_merge_is_accepted() -> None:
@@ -197,17 +198,17 @@ def test_dataset_readded_with_old_version_detected() -> None:
     v = E.HistoryVerifier()
     s1, _s2 = linear(v, 2)
     assert v.verify(E.Snapshot("c3", ("c2",), {}, TRUST)) == []  # dataset removed
-    assert codes(v.verify(snap("c4", ("c3",), s1))) == [E.REPLAY]
+    assert codes(v.verify(snap("c4", ("c3",), s1))) == [F.REPLAY]
 
 
 def test_sidecar_copied_from_other_dataset_detected() -> None:
     other = seal("1" * 32, 1, metafile="other.dvc")
-    assert E.MISPLACED in codes(E.HistoryVerifier().verify(snap("c1", (), other)))
+    assert F.MISPLACED in codes(E.HistoryVerifier().verify(snap("c1", (), other)))
 
 
 def test_missing_trust_policy_reported() -> None:
     sc = seal("1" * 32, 1)
-    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc, trust=None))) == [E.NO_TRUST]
+    assert codes(E.HistoryVerifier().verify(snap("c1", (), sc, trust=None))) == [F.NO_TRUST]
 
 
 @pytest.mark.parametrize("n", [1, 3])
@@ -250,7 +251,7 @@ def test_policy_takeover_by_self_signed_admin_detected() -> None:
     forged.sign(mallory.signing)  # valid under its own member list, not under v1's admins
     v = E.HistoryVerifier()
     v.verify(_policy_snap("c1", (), v1))
-    assert codes(v.verify(_policy_snap("c2", ("c1",), forged))) == [E.POLICY_UNAUTHORIZED]
+    assert codes(v.verify(_policy_snap("c2", ("c1",), forged))) == [F.POLICY_UNAUTHORIZED]
 
 
 def test_policy_rollback_detected() -> None:
@@ -262,7 +263,7 @@ def test_policy_rollback_detected() -> None:
     v = E.HistoryVerifier()
     v.verify(_policy_snap("c1", (), v1))
     v.verify(_policy_snap("c2", ("c1",), v2))
-    assert codes(v.verify(_policy_snap("c3", ("c2",), v1))) == [E.POLICY_ROLLBACK]
+    assert codes(v.verify(_policy_snap("c3", ("c2",), v1))) == [F.POLICY_ROLLBACK]
 
 
 def test_policy_threshold_enforced_for_successor() -> None:
@@ -292,7 +293,7 @@ def test_policy_threshold_enforced_for_successor() -> None:
 def test_expired_member_still_holding_the_current_key_is_reported() -> None:
     found = E.expired_member_findings("r9", 3, [("bob", "writer", "2026-05-31")])
     assert [(f.rev, f.dataset, f.code) for f in found] == [
-        ("r9", ".dvc/secure/keyring.json", E.EXPIRED_MEMBER)]
+        ("r9", ".dvc/secure/keyring.json", F.EXPIRED_MEMBER)]
     assert "2026-05-31" in found[0].message and "epoch 3" in found[0].message
     assert "dvc-secure rotate" in found[0].fix
     assert E.expired_member_findings("r9", 3, []) == []
@@ -313,7 +314,7 @@ def test_forged_policy_signed_by_a_new_admin_is_unauthorized() -> None:
     verifier = E.HistoryVerifier()
     assert verifier.verify(E.Snapshot("r1", (), {}, v1)) == []
     found = verifier.verify(E.Snapshot("r2", ("r1",), {}, forged))
-    assert [f.code for f in found] == [E.POLICY_UNAUTHORIZED]
+    assert [f.code for f in found] == [F.POLICY_UNAUTHORIZED]
     assert "previous admins" in found[0].message
 
 
@@ -329,7 +330,7 @@ def _plain(rev: str, parents: tuple[str, ...], oid: str) -> E.Snapshot:
 def test_history_before_adoption_is_informational_not_failed() -> None:
     v = E.HistoryVerifier()
     found = v.verify(_plain("c1", (), "1" * 32)) + v.verify(_plain("c2", ("c1",), "2" * 32))
-    assert codes(found) == [E.BEFORE_ADOPTION] * 2 and E.failing(found) == []
+    assert codes(found) == [F.BEFORE_ADOPTION] * 2 and F.failing(found) == []
     assert v.verify(snap("c3", ("c2",), seal("3" * 32, 1))) == []  # adopted: sealed v1
 
 
@@ -339,9 +340,9 @@ def test_removing_the_keyring_after_adoption_is_a_failure() -> None:
     assert v.verify(snap("c2", ("c1",), seal("1" * 32, 1))) == []
     # keyring and sidecar gone: the revision looks like pre-adoption history, but is not
     found = v.verify(_plain("c3", ("c2",), "1" * 32))
-    assert E.KEYRING_REMOVED in codes(found) and E.BEFORE_ADOPTION not in codes(found)
+    assert F.KEYRING_REMOVED in codes(found) and F.BEFORE_ADOPTION not in codes(found)
     # and everything built on it stays adopted
-    assert E.KEYRING_REMOVED in codes(v.verify(_plain("c4", ("c3",), "1" * 32)))
+    assert F.KEYRING_REMOVED in codes(v.verify(_plain("c4", ("c3",), "1" * 32)))
 
 
 # --- grant expiry, judged by the verifier's date ------------------------------------------
@@ -359,7 +360,7 @@ def test_expired_signer_with_clock_set_back_is_rejected_where_the_seal_arrives()
     trust = _expiring("2026-11-21")  # the seal claims 2026-11-22 ... and one day earlier:
     back = replace(seal("1" * 32, 1), sealed_at="2026-11-20T00:00:00Z").sign(WRITER)
     late = E.HistoryVerifier(today=dt.date(2026, 12, 1))
-    assert codes(late.verify(snap("c1", (), back, trust=trust))) == [E.SIGNED_AFTER_EXPIRY]
+    assert codes(late.verify(snap("c1", (), back, trust=trust))) == [F.SIGNED_AFTER_EXPIRY]
     # before the expiry, or in a walk of all history (arrival unknown), it is accepted
     early = E.HistoryVerifier(today=dt.date(2026, 11, 21))
     assert early.verify(snap("c1", (), back, trust=trust)) == []
@@ -370,4 +371,4 @@ def test_expired_signer_with_clock_set_back_is_rejected_where_the_seal_arrives()
     assert early.verify(snap("c2", ("c1",), back, trust=trust)) == []
     # a seal that itself claims a day after the expiry fails everywhere
     assert codes(walk.verify(snap("d1", (), seal("2" * 32, 1), trust=trust))) == \
-        [E.SIGNED_AFTER_EXPIRY]
+        [F.SIGNED_AFTER_EXPIRY]

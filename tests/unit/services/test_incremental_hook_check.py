@@ -10,6 +10,7 @@ import pytest
 from dvc_secure.adapters.git.verify_cache import CheckCache, VerifyCache, check_key
 from dvc_secure.core.sidecar.model import Sidecar
 from dvc_secure.core.verification import engine as E
+from dvc_secure.core.verification import findings as F
 from tests.unit.core.test_verification_engine import TRUST, seal
 
 
@@ -44,7 +45,7 @@ def test_rollback_of_changed_dataset_still_caught_with_others_carried() -> None:
                     unchanged=["b.dvc"]) == []
     back = E.Snapshot("r3", ("r2",), {"a.dvc": _mf("a.dvc", a1)}, TRUST)
     codes = {f.code for f in v.verify(back, unchanged=["b.dvc"])}
-    assert E.REPLAY in codes
+    assert F.REPLAY in codes
 
 
 def test_carry_over_at_a_merge_is_refused() -> None:
