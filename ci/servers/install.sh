@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the storage servers the backend tests (tests/integration/backends/) start on
+# Installs what tests need from outside PyPI: libfaketime (expiry tests) and the storage
+# servers the backend tests (tests/integration/backends/) start on
 # 127.0.0.1: OpenSSH's sshd (Debian package), Microsoft's Azurite blob emulator (npm, into
 # the project-local, gitignored .ci-tools/), and checks the Python-side servers (moto's
 # S3 server, gcp-storage-emulator) that come with the project's [test] extra.
@@ -24,6 +25,14 @@ if [ ! -x /usr/sbin/sshd ]; then
 fi
 # the Debian package starts a system sshd on port 22 where an init system runs; the tests
 # never use it (they start their own on a free port)
+
+# libfaketime: tests/integration/test_expiry.py runs a member's client with its clock set back
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && command -v apt-get >/dev/null; then
+    echo "installing faketime"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+        faketime >/dev/null
+fi
 
 if [ ! -x .ci-tools/node_modules/.bin/azurite-blob ]; then
     if ! command -v npm >/dev/null; then
