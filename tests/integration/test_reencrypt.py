@@ -170,7 +170,7 @@ def test_interrupted_reencryption_resumes_and_every_step_stays_pullable(
     proc = run([*DVC_SECURE, "reencrypt"], repo.root, repo.env)
     assert f"{n} object(s) of current revisions: {n - 3} re-encrypted, 3 already at epoch 2" \
         in proc.stdout
-    assert "re-encrypting objects under the new key epoch: " in proc.stderr  # progress line
+    assert "re-encrypting" not in proc.stderr  # no counter off a terminal (CI logs)
     assert set(_epochs(repo)) == {2} and len(_objects(repo)) == n
     assert not list((repo.storage / "dvc-secure" / "reencrypt-tmp").rglob("*"))  # leftovers gone
     # a rerun has nothing left to do and keeps the record byte for byte

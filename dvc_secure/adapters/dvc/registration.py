@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -287,15 +288,21 @@ def patch_fs_module(module: ModuleType) -> None:
     setattr(module, "_resolve_remote_refs", _resolve_remote_refs)  # noqa: B010 - module attribute patch
 
 
+def _is_within(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _local_dvc_dir(config: Any) -> str | None:
     """The repository's ``.dvc`` directory on this machine, or None. DVC reads another
     repository (``dvc get/import/ls URL``) through a git filesystem whose root is ``/``:
     its ``dvc_dir`` is then ``/.dvc`` *inside that tree*, not a local path, and must not
     be used for the keyring or the push journal (which would be created at ``/.dvc``)."""
     local = getattr(config, "local_dvc_dir", None)
-    if local:
-        # the clone's real .dvc directory: for an older revision (dvc push --all-commits)
-        # ``dvc_dir`` is a path inside git's tree ("/.dvc"), where no keyring lies
+    if local and _is_within(os.getcwd(), os.path.dirname(os.path.abspath(str(local)))):
+        # the .dvc directory of the clone this command runs in: for an older revision
+        # (dvc push --all-commits) ``dvc_dir`` is a path inside git's tree ("/.dvc"). A
+        # repository DVC only reads (dvc get/import URL) is a temporary clone elsewhere.
         return str(local)
     dvc_dir = getattr(config, "dvc_dir", None)
     fs, wfs = getattr(config, "fs", None), getattr(config, "wfs", None)

@@ -148,7 +148,11 @@ def check_secure(config: Any, remote_conf: Any, wraps: str, subpath: str,
         # the documented one-off erasure (docs/verification.md): set in this clone's
         # config.local, which no commit can write; the repository config cannot
         configured = replace(configured, allow_gc_sealed=False)
-    problems = pin_problems(policy, configured, _default(config), dvc_dir)
+    # the default remote is not compared here: what DVC really uses is checked (this secure
+    # remote against its own pin; any plain remote is refused by plain_refusal), so a changed
+    # core.remote can only select another pinned secure remote. DVC also rewrites core.remote
+    # internally for 'dvc push -r NAME', so comparing it would refuse legitimate pushes.
+    problems = pin_problems(policy, configured, policy.default, dvc_dir)
     if problems:
         raise RemotePinError(
             f"secure remote '{name}' does not match the repository's signed remote policy: "
