@@ -5,7 +5,8 @@ Like ``tests/integration/conftest.py``: the wrapped storage is the relative path
 is a complete repository with the same remote.
 
 - ``dataset_repo``: ``data/`` (16 files) ``dvc add``-ed and committed, nothing pushed;
-- ``sealed_repo``: the same after ``dvc push`` and ``dvc-secure seal data``, committed.
+- ``sealed_repo``: the same after ``dvc push`` and ``dvc-secure seal data``, in the same
+  commit (so ``verify --all-revisions`` applies).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _fault_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     repo.dvc("push", "-q")
     repo.secure("seal", "data")
     repo.git("add", "-A")
-    repo.git("commit", "-q", "-m", "sealed")
+    repo.git("commit", "-q", "--amend", "--no-edit")  # every revision is sealed
     return {"dataset": dataset, "sealed": sealed}
 
 

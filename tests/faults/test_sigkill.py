@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
+import sys
 import textwrap
+import time
 
 import pytest
 
@@ -62,3 +63,121 @@ def test_sigkill_during_dvc_push_then_rerun_recovers(dataset_repo: SecureRepo,
     commit_all(repo, "sealed after the interrupted push")
     verify_remote(repo)
     pull_into_fresh_clone(repo, DATA, "after-recovery")
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
+def test_sigkill_during_dvc_pull_then_rerun_recovers(sealed_repo: SecureRepo,
+                                                     seed: int) -> None:
+    clone = fresh_clone(sealed_repo, "puller")
+    k = random.Random(seed).randint(1, N_OBJECTS - 2)
+    proc = launch(clone, "dvc", "pull", "-j", "2", slow={DOWNLOAD: 0.15})
+    assert kill_when(proc, lambda: len(cached_objects(clone)) >= k), proc.stderr
+    assert len(cached_objects(clone)) < N_OBJECTS
+    # nothing half-written is taken for data: the cache holds exact objects only, the
+    # workspace only exact files
+    assert_cache_sound(clone)
+    assert_workspace_exact(clone, DATA, complete=False)
+
+    clone.dvc("pull")  # the recovery: run it again
+    assert_cache_sound(clone)
+    assert_workspace_exact(clone, DATA)
+    assert "up to date" in clone.dvc("status").stdout.lower()
+    # a killed download may leave its temporary file (never under an object's name) in
+    # the cache; the workspace never has one
+    assert not partial_files(clone.root / "data")
+    verify_remote(clone, "--all-revisions")
+
+
+_SEAL_DELAY = (0.3, 3.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
+def test_sigkill_during_seal_then_rerun_recovers(dataset_repo: SecureRepo, seed: int) -> None:
+    repo = dataset_repo
+    repo.dvc("push", "-q")
+    delay = random.Random(seed).uniform(*_SEAL_DELAY)
+    proc = launch(repo, "dvc-secure", "seal", "data", slow={UPLOAD: 0.5})
+    start = time.monotonic()
+    killed = kill_when(proc, lambda: time.monotonic() - start >= delay)
+    if not killed:
+        assert proc.returncode == 0, proc.stderr
+
+    repo.secure("seal", "data")  # the recovery: run it again
+    commit_all(repo, "sealed after the interrupted seal")
+    verify_remote(repo)
+    pull_into_fresh_clone(repo, DATA, "after-recovery")
+
+
+def _epochs_of_objects(repo: SecureRepo) -> list[int]:
+    from dvc_secure.core.format.object_format import read_header
+
+    out = []
+    for path in stored_objects(repo.storage):
+        with path.open("rb") as f:
+            out.append(read_header(f).epoch)
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
+def test_sigkill_during_rotate_reencrypt_then_reencrypt_recovers(sealed_repo: SecureRepo,
+                                                                 seed: int) -> None:
+    repo = sealed_repo
+    journal = repo.root / ".git" / "dvc-secure" / "reencrypt-epoch-2.jsonl"
+    n = len(stored_objects(repo.storage))  # files, listing and the sealed manifest
+    k = random.Random(seed).randint(1, n - 2)
+    proc = launch(repo, "dvc-secure", "rotate", "--reencrypt", slow={REENCRYPT: 0.15})
+    assert kill_when(proc, lambda: lines(journal) >= k), proc.stderr
+    epochs = _epochs_of_objects(repo)
+    assert 1 in epochs, "the kill came too late: every object was already re-encrypted"
+
+    # mid-way every object is its old or its new ciphertext: this clone (which has the new
+    # keyring) pulls everything exactly into an empty cache
+    shutil.rmtree(repo.root / ".dvc" / "cache")
+    shutil.rmtree(repo.root / "data")
+    repo.dvc("pull", "-q")
+    assert_cache_sound(repo)
+    assert_workspace_exact(repo, DATA)
+
+    out = repo.secure("reencrypt").stdout  # the documented recovery
+    assert "already at epoch 2" in out, out
+    assert set(_epochs_of_objects(repo)) == {2}
+    assert not list((repo.storage / "dvc-secure" / "reencrypt-tmp").rglob("*"))
+    repo.git("add", ".dvc/secure/keyring.json", ".dvc/secure/reencrypted/")
+    repo.git("commit", "-q", "-m", "rotate, re-encrypt")
+    verify_remote(repo, "--all-revisions")
+    pull_into_fresh_clone(repo, DATA, "after-recovery")
+
+
+_QUEUE_EVENTS = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from dvc_secure.services.audit_recorder import record_event
+    for i in range(int(sys.argv[1])):
+        record_event(Path("."), "verify", datasets=["data"], details={"trial": i})
+""")
+
+
+def _event_files(repo: SecureRepo) -> list[str]:
+    root = repo.storage / "dvc-secure" / "audit"
+    return sorted(p.name for p in root.rglob("*.evt")) if root.exists() else []
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
+def test_sigkill_during_audit_upload_then_rerun_recovers(sealed_repo: SecureRepo,
+                                                         seed: int) -> None:
+    repo = sealed_repo
+    repo.secure("audit")  # upload what the template's commands queued
+    before = len(_event_files(repo))
+    queued = 12
+    run([sys.executable, "-c", _QUEUE_EVENTS, str(queued)], repo.root, repo.env)
+    k = random.Random(seed).randint(1, queued - 2)
+    proc = launch(repo, "dvc-secure", "audit", slow={AUDIT_SEAL: 0.15})
+    assert kill_when(proc, lambda: len(_event_files(repo)) >= before + k), proc.stderr
+    assert len(_event_files(repo)) < before + queued
+
+    out = repo.secure("audit").stdout + repo.secure("audit").stderr  # the recovery: again
+    assert "not yet uploaded" not in out, out
+    assert len(_event_files(repo)) == before + queued  # each event once, none lost
+    proc = repo.secure("audit", "--verify", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verify_remote(repo, "--all-revisions")
