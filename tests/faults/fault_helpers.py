@@ -126,8 +126,7 @@ def assert_workspace_exact(repo: SecureRepo, files: dict[str, bytes],
             assert path.read_bytes() == content, f"wrong bytes in {rel}"
         else:
             assert not complete, f"{rel} is missing"
-    top = {rel.split("/")[0] for rel in files}
-    for name in top:
+    for name in {rel.rsplit("/", 1)[0] for rel in files}:  # the (flat) dataset directories
         for path in (repo.root / name).rglob("*") if (repo.root / name).is_dir() else []:
             if path.is_file():
                 rel = path.relative_to(repo.root).as_posix()
