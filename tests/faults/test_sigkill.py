@@ -181,3 +181,36 @@ def test_sigkill_during_audit_upload_then_rerun_recovers(sealed_repo: SecureRepo
     proc = repo.secure("audit", "--verify", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verify_remote(repo, "--all-revisions")
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
+def test_sigkill_of_repush_before_its_upload_record_then_repair_recovers(
+        sealed_repo: SecureRepo, seed: int) -> None:
+    """Objects of a sealed revision were lost; their re-push (new ciphertext: new salts)
+    is killed after the uploads, before it writes their signed upload record at exit."""
+    repo = sealed_repo
+    rnd = random.Random(seed)
+    objects = sorted(stored_objects(repo.storage))
+    lost = rnd.sample(objects, rnd.randint(2, 6))
+    from tests.integration.secure_helpers import storage_path
+
+    listing = storage_path(repo, next(
+        w for w in (repo.root / "data.dvc").read_text().split() if w.endswith(".dir")))
+    lost = sorted(set(lost) | {listing})  # DVC re-pushes files only of a missing listing
+    for path in lost:
+        path.unlink()
+    records = repo.storage / "dvc-secure" / "uploads"
+    before = sorted(records.glob("*.json")) if records.exists() else []
+    proc = launch(repo, "dvc", "push", slow={UPLOAD: 0.05})
+    # killed once every lost object is back, i.e. at the latest moment before the record
+    assert kill_when(proc, lambda: all(p.exists() for p in lost)), proc.stderr
+    assert (sorted(records.glob("*.json")) if records.exists() else []) == before
+
+    found = repo.secure("verify", "--remote", check=False)
+    assert found.returncode == 1 and "repair" in found.stdout, found.stdout + found.stderr
+    pull_into_fresh_clone(repo, DATA, "before-recovery", complete=False)
+
+    out = repo.secure("repair", "--all-revisions")  # the documented recovery
+    assert "complete" in out.stdout, out.stdout
+    verify_remote(repo, "--all-revisions")
+    pull_into_fresh_clone(repo, DATA, "after-recovery")
