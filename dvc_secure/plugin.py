@@ -9,7 +9,6 @@ runs inside DVC's own import, so it must import nothing heavy itself.
 from __future__ import annotations
 
 import contextlib
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING

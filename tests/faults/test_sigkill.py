@@ -23,6 +23,7 @@ from tests.faults.fault_helpers import (
     AUDIT_SEAL,
     DATA,
     DOWNLOAD,
+    HASH_FILE,
     REENCRYPT,
     SEEDS,
     UPLOAD,
@@ -78,6 +79,8 @@ def test_sigkill_during_dvc_pull_then_rerun_recovers(sealed_repo: SecureRepo,
     assert_cache_sound(clone)
     assert_workspace_exact(clone, DATA, complete=False)
 
+    print(f"pull, seed {seed}: killed after {len(cached_objects(clone))} object(s); "
+          f"partial files in the cache: {len(partial_files(clone.root / '.dvc'))}")
     clone.dvc("pull")  # the recovery: run it again
     assert_cache_sound(clone)
     assert_workspace_exact(clone, DATA)
@@ -88,7 +91,7 @@ def test_sigkill_during_dvc_pull_then_rerun_recovers(sealed_repo: SecureRepo,
     verify_remote(clone, "--all-revisions")
 
 
-_SEAL_DELAY = (0.3, 3.0)
+_SEAL_DELAY = (0.3, 1.8)  # the pauses below stretch seal beyond 1.8 s
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
@@ -96,9 +99,11 @@ def test_sigkill_during_seal_then_rerun_recovers(dataset_repo: SecureRepo, seed:
     repo = dataset_repo
     repo.dvc("push", "-q")
     delay = random.Random(seed).uniform(*_SEAL_DELAY)
-    proc = launch(repo, "dvc-secure", "seal", "data", slow={UPLOAD: 0.5})
+    proc = launch(repo, "dvc-secure", "seal", "data",
+                  slow={HASH_FILE: 0.1, UPLOAD: 0.3})
     start = time.monotonic()
     killed = kill_when(proc, lambda: time.monotonic() - start >= delay)
+    print(f"seal, seed {seed}: killed={killed} after {delay:.2f} s")  # shown with -s
     if not killed:
         assert proc.returncode == 0, proc.stderr
 
@@ -175,6 +180,8 @@ def test_sigkill_during_audit_upload_then_rerun_recovers(sealed_repo: SecureRepo
     assert kill_when(proc, lambda: len(_event_files(repo)) >= before + k), proc.stderr
     assert len(_event_files(repo)) < before + queued
 
+    print(f"audit, seed {seed}: killed after {len(_event_files(repo)) - before} event(s); "
+          f"partial uploads: {len(list(repo.storage.rglob('*.partial-*')))}")
     out = repo.secure("audit").stdout + repo.secure("audit").stderr  # the recovery: again
     assert "not yet uploaded" not in out, out
     assert len(_event_files(repo)) == before + queued  # each event once, none lost
