@@ -22,6 +22,7 @@ SLOWED = str(Path(__file__).with_name("slowed.py"))
 UPLOAD = "dvc_secure.adapters.dvc.secure_fsspec:SecureFsspec.upload_stream"
 DOWNLOAD = "dvc_secure.adapters.dvc.secure_fsspec:SecureFsspec.get_file"
 HASH_FILE = "dvc_secure.services.sealing:CacheReader.sha256"
+PUBLISH_RECORDS = "dvc_secure.services.upload_records:publish_pending"
 REENCRYPT = "dvc_secure.services.reencrypt:_Reencryptor.reencrypt"
 AUDIT_SEAL = "dvc_secure.services.audit_recorder:seal_event"
 

@@ -1,5 +1,5 @@
 """Run ``dvc`` or ``dvc-secure`` with a pause after each call of the functions named in
-``FAULT_SLOW`` (``module:Owner.attr=seconds``, comma separated).
+``FAULT_SLOW`` (``module:Owner.attr=seconds``, comma separated; negative: before the call).
 
 The pause only widens the window in which a fault test's SIGKILL lands in the middle of the
 work (after a random number of objects); the code under test is the real one, unchanged.
@@ -27,10 +27,15 @@ def _slow(spec: str) -> None:
         owner = getattr(owner, part)
     original = getattr(owner, name)
 
+    pause = float(delay)
+
     @functools.wraps(original)
     def slowed(*args: Any, **kwargs: Any) -> Any:
+        if pause < 0:  # a negative pause comes before the call
+            time.sleep(-pause)
         result = original(*args, **kwargs)
-        time.sleep(float(delay))
+        if pause > 0:
+            time.sleep(pause)
         return result
 
     setattr(owner, name, slowed)
