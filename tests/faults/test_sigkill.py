@@ -42,6 +42,7 @@ from tests.faults.fault_helpers import (
     seed_id,
     stored_objects,
     verify_remote,
+    write_files,
 )
 from tests.integration.secure_helpers import storage_path
 
@@ -224,3 +225,32 @@ def test_sigkill_of_repush_before_its_upload_record_then_repair_recovers(
     assert "complete" in out.stdout, out.stdout
     verify_remote(repo, "--all-revisions")
     pull_into_fresh_clone(repo, DATA, "after-recovery")
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
+def test_sigkill_during_dvc_push_exit_audit_upload_then_rerun_recovers(
+        sealed_repo: SecureRepo, seed: int) -> None:
+    """The audit events a push uploads at its exit (its own and those queued before)."""
+    repo = sealed_repo
+    repo.secure("audit")
+    before = len(_event_files(repo))
+    queued = 10
+    run([sys.executable, "-c", _QUEUE_EVENTS, str(queued)], repo.root, repo.env)
+    write_files(repo, {"data/new.bin": random.Random(seed).randbytes(50_000)})
+    repo.dvc("add", "-q", "data")
+    k = random.Random(seed).randint(1, queued - 2)
+    proc = launch(repo, "dvc", "push", slow={AUDIT_SEAL: 0.15})
+    assert kill_when(proc, lambda: len(_event_files(repo)) >= before + k), proc.stderr
+    assert len(_event_files(repo)) < before + queued
+
+    repo.dvc("push")  # the recovery: run it again (its exit uploads what is still queued)
+    out = repo.secure("audit")
+    assert "not yet uploaded" not in out.stdout + out.stderr, out.stdout + out.stderr
+    assert len(_event_files(repo)) >= before + queued + 1  # + the push's own event(s)
+    proc = repo.secure("audit", "--verify", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    repo.secure("seal", "data")
+    commit_all(repo, "new file")
+    verify_remote(repo, "--all-revisions")
+    pull_into_fresh_clone(repo, {**DATA, "data/new.bin": (repo.root / "data/new.bin").read_bytes()},
+                          "after-recovery")
