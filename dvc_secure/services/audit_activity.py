@@ -67,8 +67,8 @@ def report_failed_uploads(stats: TransferStats) -> None:
         return
     print(f"dvc-secure: {stats.failures} object(s) could not be stored on the secure remote "
           "(see the errors above); a failed upload leaves no partial object there.\n"
-          "hint: once the storage is writable and has room again, run 'dvc push' again: it "
-          "uploads only what is missing", file=sys.stderr)
+          "hint: fix that cause (e.g. the storage is full, read-only or offline), then run "
+          "'dvc push' again: it uploads only what is missing", file=sys.stderr)
 
 
 def record_transfers(stats: TransferStats) -> None:
