@@ -8,8 +8,12 @@ process pauses after an object, so the two runs interleave differently.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -115,6 +119,40 @@ def test_dvc_push_while_seal_runs_in_the_same_clone_share_the_journal(
     try:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT COUNT(*) FROM stored").fetchone()[0] > 0
+    finally:
+        db.close()
+    verify_remote(repo, "--all-revisions")
+    pull_into_fresh_clone(repo, {**data, **other}, "fresh")
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=seed_id)
+def test_dvc_push_while_pre_commit_hook_seals_in_the_same_clone(
+        sealed_repo: SecureRepo, seed: int) -> None:
+    """The same, with the installed pre-commit hook sealing inside ``git commit``."""
+    rnd = random.Random(seed)
+    repo = sealed_repo
+    repo.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{repo.env.get('PATH', '')}"
+    repo.secure("install")
+    data = dict(DATA, **{"data/hooked.bin": rnd.randbytes(rnd.randint(10_000, 300_000))})
+    other = {f"other/h-{i}.bin": rnd.randbytes(rnd.randint(10_000, 100_000)) for i in range(6)}
+    write_files(repo, data)
+    write_files(repo, other)
+    repo.dvc("add", "-q", "data", "other")
+    repo.dvc("push", "-q", "data.dvc")
+    repo.git("add", "data.dvc", ".gitignore")
+    commit = subprocess.Popen(["git", "commit", "-q", "-m", "data v2 (hook seals)"],
+                              cwd=repo.root, env=repo.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    _finish(launch(repo, "dvc", "push", "other.dvc", slow={UPLOAD: rnd.uniform(0, 0.1)}),
+            commit)
+    assert repo.git("show", "--name-only", "HEAD").stdout.count("data.dvc.seal") == 1
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "other (hook seals)")
+    assert "other.dvc.seal" in repo.git("show", "--name-only", "HEAD").stdout
+
+    db = sqlite3.connect(str(journal_path(repo.root / ".dvc")))
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         db.close()
     verify_remote(repo, "--all-revisions")
