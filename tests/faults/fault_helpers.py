@@ -60,7 +60,8 @@ def launch(repo: SecureRepo, tool: str, *args: str, slow: dict[str, float] | Non
 
 def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool],
               timeout: float = 120) -> bool:
-    """SIGKILL ``proc`` as soon as ``ready()``; False if it ended on its own first."""
+    """SIGKILL ``proc`` as soon as ``ready()``; fails (showing its output) if it ended on
+    its own first: then the fault never happened."""
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:
@@ -69,12 +70,14 @@ def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool],
                 break
             assert time.monotonic() < deadline, "the command neither finished nor got there"
             time.sleep(0.005)
-        proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, (
+        f"{proc.args} ended (exit {proc.returncode}) before the kill\n{out}\n{err}")
+    return True
 
 
 def stored_objects(storage: Path) -> list[Path]:
@@ -133,7 +136,9 @@ def assert_workspace_exact(repo: SecureRepo, files: dict[str, bytes],
             if path.is_file():
                 rel = path.relative_to(repo.root).as_posix()
                 assert rel in files, f"unexpected file {rel} in the workspace"
-    assert not partial_files(repo.root / "data") if (repo.root / "data").exists() else True
+    for name in {rel.rsplit("/", 1)[0] for rel in files}:
+        if (repo.root / name).is_dir():
+            assert not partial_files(repo.root / name), "a partial file in the workspace"
 
 
 def fresh_clone(repo: SecureRepo, name: str) -> SecureRepo:

@@ -55,7 +55,7 @@ def test_sigkill_during_dvc_push_then_rerun_recovers(dataset_repo: SecureRepo,
     repo = dataset_repo
     k = random.Random(seed).randint(1, N_OBJECTS - 2)
     proc = launch(repo, "dvc", "push", "-j", "2", slow={UPLOAD: 0.15})
-    assert kill_when(proc, lambda: len(stored_objects(repo.storage)) >= k), proc.stderr
+    assert kill_when(proc, lambda: len(stored_objects(repo.storage)) >= k)
     assert k <= len(stored_objects(repo.storage)) < N_OBJECTS
 
     # whatever reached the storage: a pull gets exact bytes or nothing, never a prefix
@@ -76,7 +76,7 @@ def test_sigkill_during_dvc_pull_then_rerun_recovers(sealed_repo: SecureRepo,
     clone = fresh_clone(sealed_repo, "puller")
     k = random.Random(seed).randint(1, N_OBJECTS - 2)
     proc = launch(clone, "dvc", "pull", "-j", "2", slow={DOWNLOAD: 0.15})
-    assert kill_when(proc, lambda: len(cached_objects(clone)) >= k), proc.stderr
+    assert kill_when(proc, lambda: len(cached_objects(clone)) >= k)
     assert len(cached_objects(clone)) < N_OBJECTS
     # nothing half-written is taken for data: the cache holds exact objects only, the
     # workspace only exact files
@@ -106,7 +106,7 @@ def test_sigkill_during_seal_then_rerun_recovers(dataset_repo: SecureRepo, seed:
     proc = launch(repo, "dvc-secure", "seal", "data",
                   slow={HASH_FILE: 0.1, UPLOAD: 0.3})
     start = time.monotonic()
-    assert kill_when(proc, lambda: time.monotonic() - start >= delay), proc.stderr
+    assert kill_when(proc, lambda: time.monotonic() - start >= delay)
     print(f"seal, seed {seed}: killed after {delay:.2f} s")  # shown with -s
     sidecar = repo.root / "data.dvc.seal"
     if sidecar.exists():  # written atomically: if there, complete (the rerun parses it)
@@ -136,7 +136,7 @@ def test_sigkill_during_rotate_reencrypt_then_reencrypt_recovers(sealed_repo: Se
     n = len(stored_objects(repo.storage))  # files, listing and the sealed manifest
     k = random.Random(seed).randint(1, n - 2)
     proc = launch(repo, "dvc-secure", "rotate", "--reencrypt", slow={REENCRYPT: 0.15})
-    assert kill_when(proc, lambda: lines(journal) >= k), proc.stderr
+    assert kill_when(proc, lambda: lines(journal) >= k)
     epochs = _epochs_of_objects(repo)
     assert 1 in epochs, "the kill came too late: every object was already re-encrypted"
 
@@ -182,7 +182,7 @@ def test_sigkill_during_audit_upload_then_rerun_recovers(sealed_repo: SecureRepo
     run([sys.executable, "-c", _QUEUE_EVENTS, str(queued)], repo.root, repo.env)
     k = random.Random(seed).randint(1, queued - 2)
     proc = launch(repo, "dvc-secure", "audit", slow={AUDIT_SEAL: 0.15})
-    assert kill_when(proc, lambda: len(_event_files(repo)) >= before + k), proc.stderr
+    assert kill_when(proc, lambda: len(_event_files(repo)) >= before + k)
     assert len(_event_files(repo)) < before + queued
 
     print(f"audit, seed {seed}: killed after {len(_event_files(repo)) - before} event(s); "
@@ -214,7 +214,7 @@ def test_sigkill_of_repush_before_its_upload_record_then_repair_recovers(
     before = sorted(records.glob("*.json")) if records.exists() else []
     proc = launch(repo, "dvc", "push", slow={UPLOAD: 0.05, PUBLISH_RECORDS: -3})
     # killed once every lost object is back, before the exit-time record is written
-    assert kill_when(proc, lambda: all(p.exists() for p in lost)), proc.stderr
+    assert kill_when(proc, lambda: all(p.exists() for p in lost))
     assert (sorted(records.glob("*.json")) if records.exists() else []) == before
 
     found = repo.secure("verify", "--remote", check=False)
@@ -240,7 +240,7 @@ def test_sigkill_during_dvc_push_exit_audit_upload_then_rerun_recovers(
     repo.dvc("add", "-q", "data")
     k = random.Random(seed).randint(1, queued - 2)
     proc = launch(repo, "dvc", "push", slow={AUDIT_SEAL: 0.15})
-    assert kill_when(proc, lambda: len(_event_files(repo)) >= before + k), proc.stderr
+    assert kill_when(proc, lambda: len(_event_files(repo)) >= before + k)
     assert len(_event_files(repo)) < before + queued
 
     repo.dvc("push")  # the recovery: run it again (its exit uploads what is still queued)
