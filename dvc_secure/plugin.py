@@ -8,6 +8,7 @@ runs inside DVC's own import, so it must import nothing heavy itself.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,8 +26,10 @@ def _sealed_objects(root: Path, listing: DirListing) -> dict[str, str]:
 
 
 def _transfers_done(stats: TransferStats) -> None:
-    from dvc_secure.services.audit_activity import record_transfers
+    from dvc_secure.services.audit_activity import record_transfers, report_failed_uploads
 
+    with contextlib.suppress(Exception):  # a message never turns a push into a crash at exit
+        report_failed_uploads(stats)
     try:
         from dvc_secure.services.upload_records import publish_pending
 

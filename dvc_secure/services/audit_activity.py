@@ -59,6 +59,18 @@ def remote_option(argv: Sequence[str]) -> str | None:
     return None
 
 
+def report_failed_uploads(stats: TransferStats) -> None:
+    """At the end of a ``dvc push`` some of whose uploads failed (storage full, read-only,
+    offline): DVC names each error; say what state that leaves and what to do."""
+    command = dvc_command(sys.argv)
+    if command is None or command[0] != "push" or not stats.failures:
+        return
+    print(f"dvc-secure: {stats.failures} object(s) could not be stored on the secure remote "
+          "(see the errors above); a failed upload leaves no partial object there.\n"
+          "hint: fix that cause (e.g. the storage is full, read-only or offline), then run "
+          "'dvc push' again: it uploads only what is missing", file=sys.stderr)
+
+
 def record_transfers(stats: TransferStats) -> None:
     """At the end of ``dvc push|pull|fetch``: one audit event for what this process moved."""
     try:
