@@ -186,3 +186,19 @@ def days_later(env: dict[str, str], days: int) -> dict[str, str]:
         pytest.skip("libfaketime is not installed (apt-get install faketime)")
     return {**env, "LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"{days:+d}d",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}
+
+
+# run as `python -c` with dvc-secure's arguments: Ctrl-C (KeyboardInterrupt) after the
+# first re-encrypted object, at a point the test controls
+INTERRUPT_AFTER_FIRST_OBJECT = """
+import sys
+import dvc_secure.cli.access as access
+real = access._progress
+def progress(done, total):
+    real(done, total)
+    if done == 1:
+        raise KeyboardInterrupt  # what Ctrl-C raises, at a point the test controls
+access._progress = progress
+from dvc_secure.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dvc_secure.core.keys.keyring import Keyring
 from tests.conftest import DVC, DVC_SECURE, SecureRepo, run
-from tests.integration.secure_helpers import check_failed
+from tests.integration.secure_helpers import INTERRUPT_AFTER_FIRST_OBJECT, check_failed
 from tests.integration.test_access import (
     KEYRING,
     Person,
@@ -280,22 +280,10 @@ def _dir_dataset(repo: SecureRepo) -> dict[str, bytes]:
     return files
 
 
-_INTERRUPT_AFTER_FIRST_OBJECT = """
-import sys
-import dvc_secure.cli.access as access
-real = access._progress
-def progress(done, total):
-    real(done, total)
-    if done == 1:
-        raise KeyboardInterrupt  # what Ctrl-C raises, at a point the test controls
-access._progress = progress
-from dvc_secure.cli.main import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def _interrupted(repo: SecureRepo, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", _INTERRUPT_AFTER_FIRST_OBJECT, *command],
+    return subprocess.run([sys.executable, "-c", INTERRUPT_AFTER_FIRST_OBJECT, *command],
                           cwd=repo.root, env=repo.env, text=True, capture_output=True)
 
 

@@ -11,21 +11,9 @@ import sys
 from pathlib import Path
 
 from tests.conftest import DVC, DVC_SECURE, SecureRepo, run
+from tests.integration.secure_helpers import INTERRUPT_AFTER_FIRST_OBJECT
 from tests.integration.test_access import Person
 from tests.integration.test_adoption import LEGACY_COMMITS, legacy_repo
-
-_INTERRUPT_AFTER_FIRST_OBJECT = """
-import sys
-import dvc_secure.cli.access as access
-real = access._progress
-def progress(done, total):
-    real(done, total)
-    if done == 1:
-        raise KeyboardInterrupt  # what Ctrl-C raises, at a point the test controls
-access._progress = progress
-from dvc_secure.cli.main import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def _card(person: Person) -> str:
@@ -87,7 +75,7 @@ def test_team_of_three_adopts_on_existing_history(tmp_path: Path,
     # how to resume, and resuming keeps the same epoch (docs/reencryption.md)
     repo.git("pull", "-q")
     repo.dvc("pull", "-q")
-    stopped = subprocess.run([sys.executable, "-c", _INTERRUPT_AFTER_FIRST_OBJECT, "rotate",
+    stopped = subprocess.run([sys.executable, "-c", INTERRUPT_AFTER_FIRST_OBJECT, "rotate",
                               "--reencrypt"], cwd=repo.root, env=repo.env, text=True,
                              capture_output=True)
     assert stopped.returncode == 130, stopped.stdout + stopped.stderr
