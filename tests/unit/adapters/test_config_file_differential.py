@@ -37,6 +37,8 @@ def _dvc_view(dvc_dir: Path) -> tuple[str | None, dict[str, str]] | str:
     from dvc.config import Config, ConfigError
 
     try:
+        if not hasattr(Config, "load_file"):  # DVC 3.0 has no per-file loader to compare with
+            pytest.skip("this DVC has no Config.load_file (the reference the reader is compared with)")
         conf = Config.load_file(str(dvc_dir / "config"))
     except ConfigError:
         return "refused"
