@@ -8,16 +8,14 @@ bytes changed because a writer re-encrypted it, and nothing else.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dvc_secure.core.format.primitives import SigningKeyPair, valid_signers
-from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.records import envelope
 from dvc_secure.errors import ReencryptionError
 
 RECORD_FORMAT = "dvc-secure-reencryption"
@@ -25,8 +23,6 @@ RECORD_VERSION = 1
 SIGN_LABEL = b"dvc-secure/v1/reencryption-signature\x00"
 RECORD_DIR = ".dvc/secure/reencrypted"  # relative to the repository root
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_KEYID = re.compile(r"[0-9a-f]{16}")
-_KEYRING_ID = re.compile(r"[0-9a-f]{32}")
 _FILE = re.compile(r"epoch-([1-9][0-9]{0,9})\.json")
 _HINT = "restore the record from git history, or re-run the re-encryption to rewrite it"
 
@@ -41,9 +37,6 @@ def epoch_of_filename(name: str) -> int | None:
     m = _FILE.fullmatch(name)
     return int(m.group(1)) if m else None
 
-
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _bad(where: str, what: str) -> ReencryptionError:
@@ -122,12 +115,10 @@ class ReencryptionRecord:
                 "objects": [o.to_dict() for o in sorted(self.objects)]}
 
     def canonical_bytes(self) -> bytes:
-        return _canonical(self.signed_dict())
+        return envelope.canonical(self.signed_dict())
 
     def to_bytes(self) -> bytes:
-        doc = {"signed": self.signed_dict(),
-               "signatures": [{"keyid": k, "sig": s} for k, s in self.signatures]}
-        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+        return envelope.file_bytes(self.signed_dict(), self.signatures)
 
     @property
     def digest(self) -> str:
@@ -135,12 +126,10 @@ class ReencryptionRecord:
 
     def sign(self, key: SigningKeyPair) -> ReencryptionRecord:
         """A copy signed by ``key`` (replacing an earlier signature by the same key)."""
-        sig = base64.b64encode(key.sign(SIGN_LABEL + self.canonical_bytes())).decode()
-        keyid = key_fingerprint(key.public)
-        others = tuple((k, s) for k, s in self.signatures if k != keyid)
+        signatures = envelope.add_signature(self.signatures, key,
+                                            SIGN_LABEL + self.canonical_bytes())
         return ReencryptionRecord(self.keyring_id, self.epoch, self.created,
-                                  tuple(sorted(self.objects)), (*others, (keyid, sig)),
-                                  self.unknown)
+                              tuple(sorted(self.objects)), signatures, self.unknown)
 
     def with_objects(self, objects: Iterable[ReencryptedObject], created: str) -> ReencryptionRecord:
         """An unsigned copy listing the union of its objects and ``objects``."""
@@ -154,42 +143,21 @@ class ReencryptionRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> ReencryptionRecord:
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise _bad(where, "is not valid JSON") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
-            raise _bad(where, "top level must be {'signed': ..., 'signatures': [...]}")
-        s = doc["signed"]
-        if s.get("format") != RECORD_FORMAT:
-            raise _bad(where, f"'format' is not '{RECORD_FORMAT}'")
+        doc, s = envelope.open_envelope(data, where, RECORD_FORMAT, _bad)
         if s.get("version") != RECORD_VERSION:
             raise ReencryptionError(
                 f"re-encryption record {where}: version {s.get('version')!r} is not supported",
                 hint="upgrade dvc-secure")
-        keyring_id = s.get("keyring_id")
-        if not isinstance(keyring_id, str) or not _KEYRING_ID.fullmatch(keyring_id):
-            raise _bad(where, "'keyring_id' must be 32 lowercase hex digits")
+        keyring_id = envelope.keyring_id_of(s, where, _bad)
         # epoch 1 is where every keyring starts: nothing can be re-encrypted *to* it
         epoch = _int(s, "epoch", where, 2, (1 << 32) - 1)
-        created = s.get("created")
-        if not isinstance(created, str):
-            raise _bad(where, "'created' must be a string")
-        objects = s.get("objects")
-        if not isinstance(objects, list):
-            raise _bad(where, "'objects' must be a list")
+        created, objects = envelope.created_and_objects(s, where, _bad)
         entries = tuple(ReencryptedObject.from_dict(o, where) for o in objects)
         _check_unique(entries, where)
-        sigs = doc.get("signatures")
-        if not isinstance(sigs, list) or not all(
-                isinstance(x, dict) and isinstance(x.get("keyid"), str)
-                and _KEYID.fullmatch(x["keyid"]) and isinstance(x.get("sig"), str) for x in sigs):
-            raise _bad(where, "'signatures' must be a list of {keyid, sig}")
-        known = {"format", "version", "keyring_id", "epoch", "created", "objects"}
         return cls(keyring_id=keyring_id, epoch=epoch, created=created,
                    objects=tuple(sorted(entries)),
-                   signatures=tuple((x["keyid"], x["sig"]) for x in sigs),
-                   unknown=tuple(sorted((k, v) for k, v in s.items() if k not in known)))
+                   signatures=envelope.signatures_of(doc, where, _bad),
+                   unknown=envelope.unknown_fields(s))
 
 
 def _check_unique(entries: Iterable[ReencryptedObject], where: str) -> None:

@@ -9,16 +9,14 @@ because it was pushed again (repair, a re-seeded or backup remote), and nothing 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dvc_secure.core.format.primitives import SigningKeyPair, valid_signers
-from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.records import envelope
 from dvc_secure.errors import UploadRecordError
 
 RECORD_FORMAT = "dvc-secure-upload-record"
@@ -26,8 +24,6 @@ RECORD_VERSION = 1
 SIGN_LABEL = b"dvc-secure/v1/upload-record-signature\x00"
 UPLOAD_DIR = "dvc-secure/uploads"  # relative to the secure remote's storage root
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_KEYID = re.compile(r"[0-9a-f]{16}")
-_KEYRING_ID = re.compile(r"[0-9a-f]{32}")
 _HINT = "ignore it; 'dvc-secure repair' pushes the objects again and writes a valid record"
 MAX_SIZE = (1 << 63) - 1
 
@@ -36,9 +32,6 @@ def record_storage_path(digest: str) -> str:
     """Where a record whose file bytes hash to ``digest`` is stored (storage-root relative)."""
     return f"{UPLOAD_DIR}/{digest}.json"
 
-
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _bad(where: str, what: str) -> UploadRecordError:
@@ -96,12 +89,10 @@ class UploadRecord:
                 "objects": [o.to_dict() for o in sorted(self.objects)]}
 
     def canonical_bytes(self) -> bytes:
-        return _canonical(self.signed_dict())
+        return envelope.canonical(self.signed_dict())
 
     def to_bytes(self) -> bytes:
-        doc = {"signed": self.signed_dict(),
-               "signatures": [{"keyid": k, "sig": s} for k, s in self.signatures]}
-        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+        return envelope.file_bytes(self.signed_dict(), self.signatures)
 
     @property
     def file_digest(self) -> str:
@@ -109,11 +100,10 @@ class UploadRecord:
         return hashlib.sha256(self.to_bytes()).hexdigest()
 
     def sign(self, key: SigningKeyPair) -> UploadRecord:
-        sig = base64.b64encode(key.sign(SIGN_LABEL + self.canonical_bytes())).decode()
-        keyid = key_fingerprint(key.public)
-        others = tuple((k, s) for k, s in self.signatures if k != keyid)
+        signatures = envelope.add_signature(self.signatures, key,
+                                            SIGN_LABEL + self.canonical_bytes())
         return UploadRecord(self.keyring_id, self.epoch, self.created,
-                            tuple(sorted(self.objects)), (*others, (keyid, sig)), self.unknown)
+                        tuple(sorted(self.objects)), signatures, self.unknown)
 
     def valid_signers(self, keys: Mapping[str, bytes]) -> list[str]:
         return valid_signers(self.signatures, keys, SIGN_LABEL + self.canonical_bytes())
@@ -129,44 +119,23 @@ class UploadRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> UploadRecord:
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise _bad(where, "is not valid JSON") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
-            raise _bad(where, "top level must be {'signed': ..., 'signatures': [...]}")
-        s = doc["signed"]
-        if s.get("format") != RECORD_FORMAT:
-            raise _bad(where, f"'format' is not '{RECORD_FORMAT}'")
+        doc, s = envelope.open_envelope(data, where, RECORD_FORMAT, _bad)
         version = s.get("version")
         if version != RECORD_VERSION or isinstance(version, bool):
             raise UploadRecordError(f"upload record {where}: version {version!r} is not supported",
                                     hint="upgrade dvc-secure")
-        keyring_id = s.get("keyring_id")
-        if not isinstance(keyring_id, str) or not _KEYRING_ID.fullmatch(keyring_id):
-            raise _bad(where, "'keyring_id' must be 32 lowercase hex digits")
+        keyring_id = envelope.keyring_id_of(s, where, _bad)
         epoch = s.get("epoch")
         if not isinstance(epoch, int) or isinstance(epoch, bool) or not 1 <= epoch < (1 << 32):
             raise _bad(where, "'epoch' must be an integer in 1..2^32-1")
-        created = s.get("created")
-        if not isinstance(created, str):
-            raise _bad(where, "'created' must be a string")
-        objects = s.get("objects")
-        if not isinstance(objects, list):
-            raise _bad(where, "'objects' must be a list")
+        created, objects = envelope.created_and_objects(s, where, _bad)
         entries = tuple(UploadedObject.from_dict(o, where) for o in objects)
         if len({e.path for e in entries}) != len(entries):
             raise _bad(where, "a storage path is listed twice")
-        sigs = doc.get("signatures")
-        if not isinstance(sigs, list) or not all(
-                isinstance(x, dict) and isinstance(x.get("keyid"), str)
-                and _KEYID.fullmatch(x["keyid"]) and isinstance(x.get("sig"), str) for x in sigs):
-            raise _bad(where, "'signatures' must be a list of {keyid, sig}")
-        known = {"format", "version", "keyring_id", "epoch", "created", "objects"}
         return cls(keyring_id=keyring_id, epoch=epoch, created=created,
                    objects=tuple(sorted(entries)),
-                   signatures=tuple((x["keyid"], x["sig"]) for x in sigs),
-                   unknown=tuple(sorted((k, v) for k, v in s.items() if k not in known)))
+                   signatures=envelope.signatures_of(doc, where, _bad),
+                   unknown=envelope.unknown_fields(s))
 
 
 class UploadTrust:
