@@ -106,6 +106,10 @@ class UploadRecordError(ConfigurationError):
     """An upload record (docs/spec/repair.md) is malformed; verify --remote ignores it."""
 
 
+class NotPushedError(ConfigurationError):
+    """Sealing needs the objects on the remote (to pin their ciphertext)."""
+
+
 class IncidentRecordError(ConfigurationError):
     """An incident record (.dvc/secure/incidents/) is malformed or not validly signed."""
 
@@ -127,6 +131,14 @@ class AuditLogError(DvcSecureError):
 
 
 # --- object format failures (exit code 1) -----------------------------------------
+
+
+class AuditBoxError(AuditLogError):
+    """An audit event envelope that does not parse or does not authenticate (corrupted or edited)."""
+
+
+class RestoreMismatchError(DvcSecureError):
+    """The restored content does not hash to what the old version sealed."""
 
 
 class ObjectFormatError(DvcSecureError):
