@@ -73,6 +73,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     repo = find_repo()
     identity = load_identity()
+    kms = None
+    if args.kms:  # docs/custody.md; validated (and the KMS reached) before anything is written
+        from dvc_secure.services.custody import parse_kms_uri
+
+        kms = parse_kms_uri(args.kms)
     if args.remote:  # validate everything before creating anything
         add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default,
                           dry_run=True)
@@ -97,7 +102,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         ring = Keyring.create(identity, name, _now())
         # the secure remotes and the default, pinned in the signed policy (keyring.md §4b)
         ring.remotes = current_policy(repo.dvc_dir)
-        if ring.remotes is not None and identity.signing is not None:
+        if kms is not None:
+            from dvc_secure.services.custody import require_kms_at_creation
+
+            require_kms_at_creation(ring, kms)
+        if (ring.remotes is not None or kms is not None) and identity.signing is not None:
             ring.sign(identity.signing)
         save_keyring(repo.dvc_dir, ring)
         pinned = f", pinned remotes: {', '.join(p.name for p in ring.remotes.secure)}" \
@@ -348,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="vault", help="name of the secure remote (default: vault)")
     p.add_argument("--no-default", action="store_true", help="do not make it the default remote")
     p.add_argument("--member-name", metavar="NAME", help="your name in the keyring (default: login)")
+    p.add_argument("--kms", metavar="URI", help="also wrap every epoch's data key by this KMS key: "
+                   "aws-kms://<key id, alias/NAME or ARN> (needs dvc-secure[aws-kms]; docs/custody.md)")
     p.add_argument("--seal-existing", action=argparse.BooleanOptionalAction, default=None,
                    help="push the data DVC already tracks to the secure remote and seal it as "
                    "version 1 (default: ask on a terminal, otherwise no)")
