@@ -92,6 +92,9 @@ class AwsKms:
             return call(client)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "?"))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("AccessDenied", "403") or (status == 403 and code not in _DENIED):
+                code = "AccessDeniedException"  # IAM's own denial (HTTP 403) names no KMS code
             if code in _DENIED:
                 raise KmsDeniedError(f"AWS KMS refused to {op.lower()} with {where} ({code}): "
                                      + _DENIED[code].format(op=op)) from None

@@ -1,0 +1,86 @@
+"""Key-custody test components, on loopback only: moto's server speaking the AWS KMS
+protocol (one open, one enforcing IAM), and a throwaway SoftHSM2 token.
+
+Missing components skip outside CI and FAIL in CI (``CI`` set), like the storage backend
+tests (tests/integration/backends/conftest.py); ci/servers/install.sh installs them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.backends.servers import HOST, Server, _http_ok, _spawn, _with_retries, in_ci
+
+REGION = "us-east-1"
+# moto's server accepts any credentials while IAM is not enforced (public dummies)
+OPEN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dvc-secure-test", "AWS_SECRET_ACCESS_KEY": "test-secret"}
+# requests the IAM-enforcing server lets through without authentication: the set-up below
+IAM_SETUP_REQUESTS = 9
+
+
+def require(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"{reason} [CI is set: custody tests must run; see ci/servers/install.sh]",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def moto_available() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("moto", "flask", "flask_cors", "boto3"))
+
+
+def start_kms(workdir: Path, enforce_iam: bool) -> Server:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+    if enforce_iam:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(IAM_SETUP_REQUESTS)
+
+    def start(port: int) -> Server:
+        return _spawn("moto-kms-iam" if enforce_iam else "moto-kms",
+                      [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+                      workdir, port, _http_ok(f"http://{HOST}:{port}/moto-api/"), env=env)
+
+    server = _with_retries(start)
+    if enforce_iam:
+        server.info = _iam_users(server.endpoint)
+    return server
+
+
+def client_env(server: Server, credentials: dict[str, str]) -> dict[str, str]:
+    """What a dvc-secure process needs to reach this KMS (boto3's own variables)."""
+    return {"AWS_ENDPOINT_URL_KMS": server.endpoint, "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true", **credentials}
+
+
+def kms_client(server: Server, credentials: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.client("kms", endpoint_url=server.endpoint, region_name=REGION,
+                        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"])
+
+
+def _iam_users(endpoint: str) -> dict[str, dict[str, str]]:
+    """Two IAM users: 'admin' (kms:*) and 'outsider' (may describe keys, not decrypt)."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
+                       **{k.lower(): v for k, v in OPEN_CREDENTIALS.items()})
+    users = {}
+    for name, actions in (("admin", ["kms:*"]), ("outsider", ["kms:DescribeKey"])):
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="kms", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        users[name] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                       "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    return users
