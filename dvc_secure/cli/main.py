@@ -31,6 +31,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         raise ConfigurationError("--keyring-user only applies to --store os-keyring",
                                  hint="add --store os-keyring, or drop --keyring-user")
     path = Path(args.output) if args.output else store.default_output_path()
+    if args.pkcs11 or args.token:  # keys generated on the token, never leaving it
+        return _keygen_on_token(args, path)
     identity = Identity.generate()
     # the passphrase comes from DVC_SECURE_PASSPHRASE[_FILE] or a TTY prompt, never argv
     secret = store.read_passphrase(source="the new identity", confirm=True) if args.passphrase else None
@@ -47,6 +49,21 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     else:
         store.save_identity(identity, path, _now(), force=args.force)
         print(f"identity written to {path} (mode 0600; keep it secret, never commit it)", file=sys.stderr)
+    print(f"recipient: {identity.recipient}")
+    print(f"signing-key: {identity.signing_key}")
+    return EXIT_OK
+
+
+def _keygen_on_token(args: argparse.Namespace, path: Path) -> int:
+    from dvc_secure.services.custody import keygen_on_token
+
+    if not (args.pkcs11 and args.token) or args.passphrase or args.store != "file":
+        raise ConfigurationError("--pkcs11 MODULE and --token LABEL go together, without "
+                                 "--passphrase or --store (the token's PIN protects the keys)",
+                                 hint="dvc-secure keygen --pkcs11 /path/to/module.so --token LABEL")
+    identity, where = keygen_on_token(args.pkcs11, args.token, path, args.force)
+    print(f"keys generated on {where}; identity file (no secret) written to {path}",
+          file=sys.stderr)
     print(f"recipient: {identity.recipient}")
     print(f"signing-key: {identity.signing_key}")
     return EXIT_OK
@@ -347,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "'keyring' package), with a pointer file (no secret) at the usual path")
     p.add_argument("--keyring-user", metavar="NAME",
                    help="user name of the OS keyring entry (service 'dvc-secure'; default: your login)")
+    p.add_argument("--pkcs11", metavar="MODULE", help="generate the keys on a PKCS#11 token through "
+                   "this module (needs dvc-secure[pkcs11]; PIN from $DVC_SECURE_PKCS11_PIN_FILE, "
+                   "$DVC_SECURE_PKCS11_PIN or the terminal; docs/custody.md)")
+    p.add_argument("--token", metavar="LABEL", help="label of the token (with --pkcs11)")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("whoami", help="print the current identity's public keys and where it is stored")

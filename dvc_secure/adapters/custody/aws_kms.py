@@ -100,7 +100,8 @@ class AwsKms:
                                      + _DENIED[code].format(op=op)) from None
             if code in _BROKEN:
                 raise CustodyError(f"AWS KMS {op} with {where} failed ({code}): {_BROKEN[code]}",
-                                   hint="restore .dvc/secure/keyring.json from git history")
+                                   hint="restore .dvc/secure/keyring.json from git history"
+                                   ) from None
             raise CustodyError(f"AWS KMS {op} with {where} failed ({code})") from None
         except BotoCoreError as exc:  # no credentials, no region, endpoint unreachable
             raise CustodyError(f"AWS KMS {op} with {where} could not be made: "

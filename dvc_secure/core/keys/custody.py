@@ -22,8 +22,8 @@ from typing import Protocol
 from dvc_secure.core.format.custody import KMS_SECRET_LEN, combine_kms_secret
 from dvc_secure.core.format.primitives import random_bytes
 from dvc_secure.core.keys.custody_fields import (
-    KMS_FIELD,
     KEY_REF,
+    KMS_FIELD,
     PROVIDER,
     parse_epoch_kms,
     parse_requirement,
