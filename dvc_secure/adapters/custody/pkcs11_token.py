@@ -251,7 +251,7 @@ def generate_token_identity(module: str, token: str, env: Mapping[str, str],
     pkcs11 = _pkcs11()
     from pkcs11.util.ec import encode_named_curve_parameters
 
-    ref = TokenRef(str(Path(module).resolve()), token, random_bytes(8))
+    ref = TokenRef(os.path.abspath(module), token, random_bytes(8))
     session = _session(ref, env, prompt)
     A = pkcs11.Attribute
     private = {A.TOKEN: True, A.PRIVATE: True, A.SENSITIVE: True, A.EXTRACTABLE: False}

@@ -53,3 +53,11 @@ def tmp_home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     return home
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path) -> dict[str, str]:
+    """A fresh SoftHSM2 token for this test (skip outside CI / fail in CI when missing)."""
+    from .servers import softhsm_token
+
+    return softhsm_token(tmp_path / "softhsm")

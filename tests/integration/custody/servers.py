@@ -84,3 +84,41 @@ def _iam_users(endpoint: str) -> dict[str, dict[str, str]]:
         users[name] = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
                        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     return users
+
+
+# --- SoftHSM2 --------------------------------------------------------------------------------
+
+SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so",
+                   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                   "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so")
+TOKEN_LABEL = "dvc-secure-test"
+
+
+def softhsm_token(workdir: Path) -> dict[str, str]:
+    """A throwaway SoftHSM2 token in ``workdir``: the environment to reach it (its config)
+    and the module path; the user PIN is in ``workdir/pin`` (mode 0600)."""
+    import secrets
+    import shutil
+    import subprocess
+
+    module = next((m for m in SOFTHSM_MODULES if Path(m).exists()), None)
+    util = shutil.which("softhsm2-util")
+    if module is None or util is None:
+        require("SoftHSM2 is not installed (apt-get install softhsm2; ci/servers/install.sh)")
+    if importlib.util.find_spec("pkcs11") is None:
+        require("python-pkcs11 is not installed (pip install -e '.[pkcs11]')")
+    tokens = workdir / "tokens"
+    tokens.mkdir(parents=True)
+    conf = workdir / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\nslots.removable = false\n")
+    pin, so_pin = secrets.token_hex(8), secrets.token_hex(8)
+    pin_file = workdir / "pin"
+    pin_file.write_text(pin + "\n")
+    pin_file.chmod(0o600)
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    # softhsm2-util takes PINs only as arguments: a throwaway token's, never a dvc-secure key
+    subprocess.run([util, "--init-token", "--free", "--label", TOKEN_LABEL, "--pin", pin,
+                    "--so-pin", so_pin], env=env, check=True, capture_output=True)
+    return {"SOFTHSM2_CONF": str(conf), "module": str(module), "pin_file": str(pin_file),
+            "pin": pin}
