@@ -122,8 +122,8 @@ def micro(token: dict[str, str], bob: Path) -> None:
     n = 200
     for what, op in (("Ed25519 signature", lambda i: i.signing.sign(b"m" * 200)),
                      ("X25519 agreement", lambda i: i.encryption.exchange(peer))):
-        plain = [timed(lambda: op(in_memory)) for _ in range(n)]
-        tok = [timed(lambda: op(on_token)) for _ in range(n)]
+        plain = [timed(lambda o=op: o(in_memory)) for _ in range(n)]
+        tok = [timed(lambda o=op: o(on_token)) for _ in range(n)]
         report(f"{what} (median of {n})", plain, tok, unit="ms")
 
 
