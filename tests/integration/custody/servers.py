@@ -122,3 +122,28 @@ def softhsm_token(workdir: Path) -> dict[str, str]:
                     "--so-pin", so_pin], env=env, check=True, capture_output=True)
     return {"SOFTHSM2_CONF": str(conf), "module": str(module), "pin_file": str(pin_file),
             "pin": pin}
+
+
+def run_watching_argv(cmd: list[str], cwd: Path, env: dict[str, str],
+                      needles: list[bytes]) -> tuple[int, str, int]:
+    """Run ``cmd`` while sampling every process's argv (/proc/*/cmdline) every few ms;
+    fails if any needle appears. Returns (exit code, output, argv samples taken)."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    samples = 0
+    while proc.poll() is None:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            samples += 1
+            assert not any(n in argv for n in needles), f"a secret in the argv of pid {pid}"
+        time.sleep(0.005)
+    out = proc.communicate()[0].decode(errors="replace")
+    return proc.returncode, out, samples

@@ -6,6 +6,7 @@ which an attacker with git push access cannot undo."""
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from tests.integration.secure_helpers import (
 )
 
 from .conftest import new_kms_key
-from .servers import OPEN_CREDENTIALS, client_env
+from .servers import OPEN_CREDENTIALS, client_env, run_watching_argv
 
 
 def make_repo(tmp_path: Path, env: dict[str, str], kms: str | None) -> SecureRepo:
@@ -53,14 +54,25 @@ def keyring_doc(repo: SecureRepo) -> dict:  # type: ignore[type-arg]
     return json.loads((repo.root / ".dvc" / "secure" / "keyring.json").read_text())
 
 
-def unwrapped_secrets(repo: SecureRepo) -> list[str]:
-    """The data keys of every epoch, as this test process derives them (KMS included)."""
+def unwrapped_secrets(repo: SecureRepo) -> list[bytes]:
+    """The data keys of every epoch and the KMS secrets, as this test process derives them:
+    raw, hex and base64."""
+    import base64
+
+    from dvc_secure.adapters.custody.registry import wrapper_for
     from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+    from dvc_secure.core.keys.custody import kms_context
+    from dvc_secure.core.keys.custody_fields import parse_epoch_kms
 
     keys = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get()
     ks = keys.keyset
     raw = [ks.key_for_epoch(e) for e in range(1, ks.current_epoch + 1)]
-    return [s.hex() for s in raw] + [repr(s)[2:-1] for s in raw]
+    for epoch in keys.keyring.epochs:
+        if "kms" in epoch.unknown:
+            provider, key, blob = parse_epoch_kms(epoch.unknown["kms"], epoch.number)
+            raw.append(wrapper_for(provider).unwrap(
+                key, blob, kms_context(keys.keyring.keyring_id, epoch.number)))
+    return [form for s in raw for form in (s, s.hex().encode(), base64.b64encode(s))]
 
 
 def test_kms_wrapped_push_pull(tmp_path: Path, isolated_env: dict[str, str],
@@ -84,13 +96,21 @@ def test_kms_wrapped_push_pull(tmp_path: Path, isolated_env: dict[str, str],
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     secrets = unwrapped_secrets(repo)
+    assert len(secrets) == 6  # epoch 1's data key and KMS secret, three forms each
     for path in files_under(tmp_path):
         if path.is_file() and path.stat().st_size < 50 << 20:
             text = path.read_bytes()
             for s in secrets:
-                assert s.encode() not in text, f"key material in {path}"
+                assert s not in text, f"key material in {path}"
     for out in (push.stdout + push.stderr, pull.stdout + pull.stderr):
-        assert not any(s in out for s in secrets)
+        assert not any(s in out.encode() for s in secrets)
+    # nor in any process's arguments while a pull runs
+    wipe_cache_and_workspace(repo)
+    code, out, samples = run_watching_argv(
+        [sys.executable, "-m", "dvc", "pull"], repo.root, repo.env,
+        [f for f in secrets if len(f) > 32])
+    assert code == 0 and samples > 0, out
+    assert workspace_files(repo) == dataset_files()
 
 
 def test_iam_denial_is_clear_and_writes_nothing(tmp_path: Path, isolated_env: dict[str, str],
