@@ -107,6 +107,10 @@ def cmd_init(args: argparse.Namespace) -> int:
                 f"{path} already exists and your identity is not a member of it",
                 hint="ask one of its admins for 'dvc-secure grant'",
             )
+        if kms is not None:
+            raise ConfigurationError(
+                f"{path} already exists: --kms applies to a new keyring only",
+                hint=f"require the KMS key by a signed change: dvc-secure rotate --kms {args.kms}")
         print(f"keyring already initialised ({path.relative_to(repo.root)})", file=sys.stderr)
     if args.remote:
         url = add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default)
