@@ -153,6 +153,8 @@ def identity_source(env: Mapping[str, str] | None = None) -> str:
             return f"{KeyringPointer.from_text(text, str(path)).describe()} (pointer file {path})"
         except IdentityError:
             return f"OS keyring pointer file {path} (malformed)"
+    if kind == "pkcs11":
+        return f"PKCS#11 token identity file {path}"
     return f"file {path}"
 
 

@@ -42,7 +42,7 @@ def test_token_identity_pushes_seals_pulls_and_is_verified(
     # bob, with the token: push (signs every object on the token) and seal
     alice.env, saved = bob_env, alice.env
     whoami = alice.secure("whoami").stdout
-    assert card["recipient"] in whoami
+    assert card["recipient"] in whoami and "PKCS#11 token identity file" in whoami
     alice.dvc("push")
     alice.secure("seal", "data", "model.bin")
     alice.git("add", "-A")
