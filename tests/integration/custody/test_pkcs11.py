@@ -70,7 +70,9 @@ def test_token_identity_pushes_seals_pulls_and_is_verified(
     (tmp_path / "bad-pin").chmod(0o600)
     bad = {**bob_env, "DVC_SECURE_PKCS11_PIN_FILE": str(tmp_path / "bad-pin")}
     alice.env = bad
+    wipe_cache_and_workspace(alice)  # so that the pull really needs the key (DVC 3.0 too)
     check_failed(alice.dvc("pull", check=False), "PIN", "wrong")
+    assert workspace_files(alice) == {}
     alice.env = saved
     assert_keys_stay_on_token(softhsm)
 
