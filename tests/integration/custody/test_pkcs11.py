@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
 from tests.integration.secure_helpers import (
     check_failed,
@@ -20,7 +22,8 @@ from .test_kms import make_repo
 
 
 def test_token_identity_pushes_seals_pulls_and_is_verified(
-        tmp_path: Path, isolated_env: dict[str, str], softhsm: dict[str, str]) -> None:
+        tmp_path: Path, isolated_env: dict[str, str], softhsm: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     alice = make_repo(tmp_path, isolated_env, None)
     token_env = {"SOFTHSM2_CONF": softhsm["SOFTHSM2_CONF"],
                  "DVC_SECURE_PKCS11_PIN_FILE": softhsm["pin_file"]}
@@ -74,15 +77,13 @@ def test_token_identity_pushes_seals_pulls_and_is_verified(
     check_failed(alice.dvc("pull", check=False), "PIN", "wrong")
     assert workspace_files(alice) == {}
     alice.env = saved
+    monkeypatch.setenv("SOFTHSM2_CONF", softhsm["SOFTHSM2_CONF"])
     assert_keys_stay_on_token(softhsm)
 
 
 def assert_keys_stay_on_token(softhsm: dict[str, str]) -> None:
-    import os
-
     import pkcs11
 
-    os.environ["SOFTHSM2_CONF"] = softhsm["SOFTHSM2_CONF"]
     lib = pkcs11.lib(softhsm["module"])
     token = lib.get_token(token_label=TOKEN_LABEL)
     with token.open(user_pin=softhsm["pin"]) as session:
