@@ -89,3 +89,31 @@ def test_member_key_alone_is_not_the_data_key() -> None:
     for _ in range(2):  # the refusal is remembered, and raised every time
         with pytest.raises(KmsDeniedError):
             refused.key_for_epoch(2)
+
+
+# --- PKCS#11 token identity files (docs/spec/identity.md §9) ------------------------------
+
+TOKEN_FILE = Path(generate_vectors.__file__).parent / "identity" / "pkcs11.json"
+TOKEN_DOC = json.loads(TOKEN_FILE.read_text(encoding="utf-8"))
+
+
+def test_token_identity_vectors_are_up_to_date() -> None:
+    assert TOKEN_FILE.read_text(encoding="utf-8") == custody_vectors.render_token_identities()
+
+
+@pytest.mark.parametrize("vector", TOKEN_DOC["vectors"], ids=lambda v: v["name"])
+def test_token_identity_vector(vector: dict[str, Any]) -> None:
+    from dvc_secure.adapters.custody.pkcs11_token import TokenRef
+    from dvc_secure.adapters.local.identity_store import text_kind
+
+    expected = vector["expected"]
+    if isinstance(expected, str):
+        with pytest.raises(DvcSecureError) as err:
+            TokenRef.from_text(vector["text"], "the file")
+        assert type(err.value).__name__ == expected
+        return
+    assert text_kind(vector["text"]) == "pkcs11"
+    ref = TokenRef.from_text(vector["text"], "the file")
+    assert (ref.module, ref.token, ref.key_id.hex()) == (
+        expected["module"], expected["token"], expected["id"])
+    assert TokenRef.from_text(ref.to_line(), "again") == ref
