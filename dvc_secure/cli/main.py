@@ -112,6 +112,13 @@ def cmd_init(args: argparse.Namespace) -> int:
                 f"{path} already exists: --kms applies to a new keyring only",
                 hint=f"require the KMS key by a signed change: dvc-secure rotate --kms {args.kms}")
         print(f"keyring already initialised ({path.relative_to(repo.root)})", file=sys.stderr)
+    else:  # created (and KMS-wrapped) before anything is written; signed and saved below
+        name = args.member_name or _default_member_name()
+        ring = Keyring.create(identity, name, _now())
+        if kms is not None:
+            from dvc_secure.services.custody import require_kms_at_creation
+
+            require_kms_at_creation(ring, kms)
     if args.remote:
         url = add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default)
         default = "" if args.no_default else " (default)"
@@ -119,14 +126,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not existed:
         from dvc_secure.adapters.dvc.remote_pin import current_policy
 
-        name = args.member_name or _default_member_name()
-        ring = Keyring.create(identity, name, _now())
         # the secure remotes and the default, pinned in the signed policy (keyring.md §4b)
         ring.remotes = current_policy(repo.dvc_dir)
-        if kms is not None:
-            from dvc_secure.services.custody import require_kms_at_creation
-
-            require_kms_at_creation(ring, kms)
         if (ring.remotes is not None or kms is not None) and identity.signing is not None:
             ring.sign(identity.signing)
         save_keyring(repo.dvc_dir, ring)

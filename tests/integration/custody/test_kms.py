@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
-from tests.conftest import SecureRepo
+from tests.conftest import DVC_SECURE, SecureRepo, run
 from tests.integration.backends.servers import Server
 from tests.integration.secure_helpers import (
     MARKER,
@@ -137,6 +137,19 @@ def test_iam_denial_is_clear_and_writes_nothing(tmp_path: Path, isolated_env: di
     repo.env.update(client_env(kms_iam_server, admin))  # access restored centrally by IAM
     repo.dvc("pull")
     assert workspace_files(repo) == dataset_files()
+
+    # init --kms without kms:Encrypt: refused before anything is written (no keyring, no remote)
+    other = tmp_path / "other"
+    other.mkdir()
+    env = {**repo.env, **client_env(kms_iam_server, outsider)}
+    run(["git", "init", "-q"], other, env)
+    run([sys.executable, "-m", "dvc", "init", "-q"], other, env)
+    run([sys.executable, "-m", "dvc", "remote", "add", "storage", str(tmp_path / "s2")], other, env)
+    config = (other / ".dvc" / "config").read_text()
+    check_failed(run([*DVC_SECURE, "init", "--remote", "storage", "--kms", f"aws-kms://{alias}"],
+                     other, env, check=False), "AWS KMS refused to encrypt", "kms:Encrypt")
+    assert not (other / ".dvc" / "secure").exists()
+    assert (other / ".dvc" / "config").read_text() == config
 
 
 def test_deleted_kms_key_makes_data_unreadable(tmp_path: Path, isolated_env: dict[str, str],
