@@ -134,6 +134,14 @@ def test_iam_denial_is_clear_and_writes_nothing(tmp_path: Path, isolated_env: di
     assert workspace_files(repo) == {}
     assert files_under(repo.root / ".dvc" / "cache" / "files") == []
 
+    # full KMS permission but no member identity: still nothing
+    stranger = {**repo.env, **client_env(kms_iam_server, admin),
+                ENV_IDENTITY_FILE: str(tmp_path / "stranger.txt")}
+    run([*DVC_SECURE, "keygen"], repo.root, stranger)
+    check_failed(run([sys.executable, "-m", "dvc", "pull"], repo.root, stranger, check=False),
+                 "not a member")
+    assert workspace_files(repo) == {}
+
     repo.env.update(client_env(kms_iam_server, admin))  # access restored centrally by IAM
     repo.dvc("pull")
     assert workspace_files(repo) == dataset_files()
