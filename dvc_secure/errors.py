@@ -195,3 +195,22 @@ class UntrustedSignerError(SignatureError):
 
 class ContentMismatchError(SignatureError):
     """A former signer's object whose content is not what its name (content hash) says."""
+
+
+# --- key custody: KMS and hardware tokens (docs/custody.md) ------------------------
+
+
+class CustodyError(ConfigurationError):
+    """A key kept in a KMS or on a hardware token could not be used (refused, missing,
+    disabled, deleted, unsupported), or the optional extra that reaches it is not installed."""
+    default_hint = "see docs/custody.md for the set-up of KMS keys and PKCS#11 tokens"
+
+
+class KmsDeniedError(CustodyError):
+    """The KMS refused to unwrap (IAM denial, key disabled, pending deletion or deleted)."""
+    default_hint = ("ask whoever administers the KMS key for decrypt permission; a disabled or "
+                    "deleted key makes the data of its epochs unreadable for everyone")
+
+
+class TokenMechanismError(CustodyError):
+    """A PKCS#11 token lacks a mechanism dvc-secure needs."""
