@@ -174,9 +174,12 @@ def cmd_remote_policy(args: argparse.Namespace) -> int:
         return 0
     for pin in pinned.secure:
         print(f"pinned: {pin.name} = {pin.secure_url}; {pin.wraps} = {pin.url}; hide_names "
-              f"{str(pin.hide_names).lower()}; allow_gc_sealed {str(pin.allow_gc_sealed).lower()}")
+              f"{str(pin.hide_names).lower()}; allow_gc_sealed {str(pin.allow_gc_sealed).lower()}"
+              f"; hidden names: scheme {pin.names.scheme if pin.names else 1}"
+              + (" (scheme-1 names still read: dvc-secure migrate-names)"
+                 if pin.names and pin.names.legacy else ""))
     print(f"pinned default remote: {pinned.default or '(none)'}")
-    if now != pinned:
+    if now != pinned.configuration():
         print("DVC's configuration differs from the pin: DVC refuses to push until "
               ".dvc/config is restored, or an admin pins the change with "
               "'dvc-secure remote-policy --update'")

@@ -30,7 +30,7 @@ from dvc_secure.adapters.local.repo_keyring import (
 from dvc_secure.core.keys import policy_changes as changes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
-from dvc_secure.core.keys.remote_policy import RemotePolicy
+from dvc_secure.core.keys.remote_policy import RemotePolicy, SecureRemotePin, assign_names
 from dvc_secure.errors import (
     AccessDeniedError,
     DvcSecureError,
@@ -293,6 +293,8 @@ def set_remote_policy(dvc_dir: Path, policy: RemotePolicy | None,
     """Pin (or unpin, with None) the secure remotes DVC may use (keyring.md §4b)."""
     refuse_if_pending(dvc_dir)
     admin = _load_admin(dvc_dir, env)
+    if policy is not None:  # names kept per remote; new remotes get their own (hidden-names.md)
+        policy = assign_names(policy, admin.ring.remotes, fresh=False)
     if policy == admin.ring.remotes:
         raise PendingPolicyError("the remote policy already pins exactly this configuration",
                                  hint="nothing to do; 'dvc-secure remote-policy' shows it")
@@ -304,9 +306,16 @@ def set_remote_policy(dvc_dir: Path, policy: RemotePolicy | None,
     else:
         summary = [f"pinned remote '{p.name}' = {p.secure_url} (storage '{p.wraps}' at "
                    f"{p.url}, hide_names {str(p.hide_names).lower()}, allow_gc_sealed "
-                   f"{str(p.allow_gc_sealed).lower()})" for p in policy.secure]
+                   f"{str(p.allow_gc_sealed).lower()}, {_names(p)})" for p in policy.secure]
         summary.append(f"default remote: {policy.default or '(not pinned)'}")
     return _apply(admin, nxt, summary)
+
+
+def _names(p: SecureRemotePin) -> str:
+    if p.names is None:
+        return "hidden names of scheme 1"
+    return (f"hidden names of scheme {p.names.scheme}, name id {p.names.id}"
+            + (", scheme-1 names still read" if p.names.legacy else ""))
 
 
 def approve(dvc_dir: Path, *, discard: bool = False,
