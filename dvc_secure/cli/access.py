@@ -165,7 +165,8 @@ def cmd_remote_policy(args: argparse.Namespace) -> int:
         if policy is None:
             raise ConfigurationError("DVC's configuration has no secure:// remote to pin",
                                      hint="dvc-secure init --remote <storage>")
-        return _report(set_remote_policy(dvc_dir, policy), "remote-policy update")
+        return _report(set_remote_policy(dvc_dir, policy, names_migrated=args.names_migrated),
+                       "remote-policy update")
     pinned = load_trusted_keyrings(dvc_dir).newest.remotes
     now = current_policy(dvc_dir)
     if pinned is None:
@@ -196,6 +197,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                       help="pin every secure:// remote and the default remote as configured now")
     mode.add_argument("--unpin", action="store_true",
                       help="stop pinning remotes (DVC may then use plain remotes again)")
+    p.add_argument("--names-migrated", metavar="REMOTE", action="append", default=[],
+                   help="with --update: REMOTE holds no scheme-1 hidden names any more "
+                   "('dvc-secure migrate-names' finished): stop reading them (repeatable)")
     p.set_defaults(func=cmd_remote_policy)
 
     p = sub.add_parser("members", help="who may read, write and administer this repository")

@@ -8,7 +8,7 @@ operation from ``keys/keyring.py``, sign, save or park as pending). The CLI shel
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,12 @@ from dvc_secure.adapters.local.repo_keyring import (
 from dvc_secure.core.keys import policy_changes as changes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
-from dvc_secure.core.keys.remote_policy import RemotePolicy, SecureRemotePin, assign_names
+from dvc_secure.core.keys.remote_policy import (
+    RemotePolicy,
+    SecureRemotePin,
+    assign_names,
+    mark_names_migrated,
+)
 from dvc_secure.errors import (
     AccessDeniedError,
     DvcSecureError,
@@ -289,12 +294,15 @@ def set_threshold(dvc_dir: Path, threshold: int,
 
 
 def set_remote_policy(dvc_dir: Path, policy: RemotePolicy | None,
-                      env: Mapping[str, str] | None = None) -> ChangeResult:
-    """Pin (or unpin, with None) the secure remotes DVC may use (keyring.md §4b)."""
+                      env: Mapping[str, str] | None = None,
+                      names_migrated: Sequence[str] = ()) -> ChangeResult:
+    """Pin (or unpin, with None) the secure remotes DVC may use (keyring.md §4b);
+    ``names_migrated``: remotes whose scheme-1 hidden names are no longer read."""
     refuse_if_pending(dvc_dir)
     admin = _load_admin(dvc_dir, env)
     if policy is not None:  # names kept per remote; new remotes get their own (hidden-names.md)
-        policy = assign_names(policy, admin.ring.remotes, fresh=False)
+        policy = mark_names_migrated(assign_names(policy, admin.ring.remotes, fresh=False),
+                                     names_migrated)
     if policy == admin.ring.remotes:
         raise PendingPolicyError("the remote policy already pins exactly this configuration",
                                  hint="nothing to do; 'dvc-secure remote-policy' shows it")

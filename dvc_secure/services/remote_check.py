@@ -152,6 +152,34 @@ class _Job:
     output: str
 
 
+def _hash_at(fs: SecureFsspec, path: str) -> StoredObject | None:
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with fs.inner.open(fs.storage_path(path), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        return None
+    return StoredObject(path, size, h.hexdigest())
+
+
+def relocated(fs: SecureFsspec, path: str) -> str | None:
+    """Where ``fs`` stores the object a sealed remote index lists as ``path``, when the index
+    was sealed under other hidden names (on another secure remote, or before ``migrate-names``):
+    None without the name secret (keyless: only the sealed names are checked), for a name that
+    is no object's, or when it is ``path`` itself."""
+    if not fs.hide_names:
+        return None
+    try:
+        rel = fs.namer.reveal_sealed(path)
+        located = fs.storage_rel(fs.object_path(rel)) if rel is not None else None
+    except DvcSecureError:
+        return None
+    return located if located != path else None
+
+
 class RemoteChecker:
     """``remote_name``: check every sealed output on that secure remote (e.g. a backup)
     instead of the remote it was sealed for."""
@@ -207,11 +235,13 @@ class RemoteChecker:
         if self._reencrypted(remote, expected, actual):
             return None
         accepted, ignored = self.attestations(fs)
-        if accepted.accepts(expected.path, actual.sha256, actual.size):
+        # (actual.path differs from expected.path where the index lists the names of another
+        # remote or those before a migration: hidden-names.md §9; records name stored paths)
+        if accepted.accepts(actual.path, actual.sha256, actual.size):
             return None
         # pushed again, then re-encrypted: a recorded re-encryption of a recorded upload
-        if any(self._reencrypted(remote, StoredObject(expected.path, 0, sha), actual)
-               for sha in accepted.digests(expected.path)):
+        if any(self._reencrypted(remote, StoredObject(actual.path, 0, sha), actual)
+               for sha in accepted.digests(actual.path)):
             return None
         note = (f" ({len(ignored)} upload record(s) on remote '{remote}' ignored, e.g.: "
                 f"{ignored[0]})") if ignored else ""
@@ -231,18 +261,15 @@ class RemoteChecker:
     # --- --remote ---------------------------------------------------------------------------
 
     def _hash_stored(self, fs: SecureFsspec, path: str) -> StoredObject | None:
+        """The object a sealed index lists as ``path``, as stored on ``fs`` (where its hidden
+        name differs from the index's, found with the name secret when there is one)."""
         key = (fs.fsid, path)
         if key not in self._hashed:
-            h = hashlib.sha256()
-            size = 0
-            try:
-                with fs.inner.open(fs.storage_path(path), "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-                        size += len(chunk)
-                self._hashed[key] = StoredObject(path, size, h.hexdigest())
-            except FileNotFoundError:
-                self._hashed[key] = None
+            found = _hash_at(fs, path)
+            if found is None:
+                moved = relocated(fs, path)
+                found = _hash_at(fs, moved) if moved is not None else None
+            self._hashed[key] = found
         return self._hashed[key]
 
     def check_remote(self, sealed: Iterable[tuple[str, Sidecar]]) -> list[Finding]:
@@ -298,7 +325,8 @@ class RemoteChecker:
     def _reencrypted(self, remote: str, expected: StoredObject, actual: StoredObject) -> bool:
         """Is the stored object a recorded, signed re-encryption of the pinned one?"""
         accepted, _ = self.replacements()
-        return accepted.accepts(remote, expected.path, expected.sha256, actual.sha256, actual.size)
+        return any(accepted.accepts(remote, path, expected.sha256, actual.sha256, actual.size)
+                   for path in {expected.path, actual.path})
 
     # --- --deep -------------------------------------------------------------------------------
 

@@ -35,7 +35,13 @@ from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_pat
 from dvc_secure.core.verification.findings import Finding
 from dvc_secure.errors import ConfigurationError, DvcSecureError
 from dvc_secure.services.history_check import verify_history
-from dvc_secure.services.remote_check import INDEX_BAD, INDEX_MISSING, NOT_INDEXED, RemoteChecker
+from dvc_secure.services.remote_check import (
+    INDEX_BAD,
+    INDEX_MISSING,
+    NOT_INDEXED,
+    RemoteChecker,
+    relocated,
+)
 from dvc_secure.services.sealing import (
     kept_index_path,
     manifest_rel,
@@ -225,7 +231,9 @@ class _Repairer:
         for other in self._others(name):
             try:
                 fs = self.checker.remote_fs(other)
-                if fs.inner.exists(fs.storage_path(path)):
+                moved = relocated(fs, path)  # its name there, if that remote has its own
+                if fs.inner.exists(fs.storage_path(path)) or (
+                        moved is not None and fs.inner.exists(fs.storage_path(moved))):
                     out.append(other)
             except Exception:  # a probe of another remote must not stop repair
                 continue
@@ -255,7 +263,8 @@ class _Repairer:
         for e, problem in bad:
             key = (name, e.path)
             if key not in self._done:
-                self._done[key] = self._fix(name, fs, e, sources.get(e.path))
+                src = sources.get(e.path) or sources.get(relocated(fs, e.path) or "")
+                self._done[key] = self._fix(name, fs, e, src)
             action, detail, available = self._done[key]
             self._add(rev, sc, out, name, e.path, problem, action, detail, available)
 

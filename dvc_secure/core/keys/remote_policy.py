@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -235,3 +235,16 @@ def pin_problems(policy: RemotePolicy, remote: ConfiguredRemote, default: str | 
         problems.append(f"the default remote (core.remote) is '{default or ''}', the policy "
                         f"pins '{policy.default}'")
     return problems
+
+
+def mark_names_migrated(policy: RemotePolicy, remotes: Iterable[str]) -> RemotePolicy:
+    """``policy`` with scheme-1 names no longer read on ``remotes`` (migration finished)."""
+    wanted = set(remotes)
+    unknown = sorted(wanted - {p.name for p in policy.secure if p.names is not None})
+    if unknown:
+        raise KeyringError(f"no pinned secure remote with its own hidden names is called "
+                           f"{', '.join(repr(u) for u in unknown)}",
+                           hint="'dvc-secure remote-policy' lists the pinned remotes")
+    return replace(policy, secure=tuple(
+        replace(p, names=replace(p.names, legacy=False))
+        if p.name in wanted and p.names is not None else p for p in policy.secure))
