@@ -164,12 +164,10 @@ def test_repair_command_restores_missing_corrupted_index_and_manifest(
         index.unlink()  # every remote index ...
         break
     # ... and an encrypted manifest
-    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
-    from dvc_secure.core.format.names import hide_name
+    from tests.integration.secure_helpers import hidden_rel
 
-    keys = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get()
     manifests = sorted((repo.root / ".dvc" / "cache" / "secure" / "manifests").iterdir())
-    (repo.storage / hide_name(keys.name_key, f"secure/manifests/{manifests[0].name}")).unlink()
+    (repo.storage / hidden_rel(repo, f"secure/manifests/{manifests[0].name}")).unlink()
     assert _verify(repo)[0] == 1
 
     dry = repo.secure("repair", "--all-revisions", "--dry-run", "--json", check=False)
