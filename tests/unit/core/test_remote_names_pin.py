@@ -50,7 +50,7 @@ def test_names_must_reject(names: Any, why: str) -> None:
 
 
 def test_two_remotes_with_one_name_id_rejected() -> None:
-    with pytest.raises(KeyringError, match="same names.id"):
+    with pytest.raises(KeyringError, match=r"same names\.id"):
         RemotePolicy.from_dict(_policy({**VAULT, "names": NAMES}, {**BACKUP, "names": NAMES}))
 
 
