@@ -115,6 +115,8 @@ def test_scheme1_remotes_keep_working_then_migrate(make_secure_repo,  # type: ig
     repo.git("commit", "-q", "-m", "name ids")
     pins = _names_pin(repo)
     assert pins["vault"]["legacy"] and pins["backup"]["legacy"]  # type: ignore[index]
+    doctor = repo.secure("doctor", check=False)
+    assert "dvc-secure migrate-names -r backup" in doctor.stdout + doctor.stderr
     _pulls_from_each(repo, "vault", "backup")
     repo.secure("verify", "--remote")
     (repo.root / "extra.txt").write_bytes(b"pushed after the name ids were pinned\n")
