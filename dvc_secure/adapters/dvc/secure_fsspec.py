@@ -130,12 +130,9 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     def object_path(self, rel: str) -> str:
         """Where ``rel`` is read: :meth:`write_path`, or its scheme-1 name if only that is
         stored while the pin says such names may remain (docs/spec/hidden-names.md §9)."""
-        path = self.write_path(rel)
-        legacy = self.namer.legacy(rel) if rel and self.hide_names else None
-        if legacy is not None and not self.inner.exists(path):
-            old = self._join_inner(legacy)
-            if self.inner.exists(old):
-                return old
+        path, old = self.write_path(rel), self.legacy_path(rel)
+        if old is not None and not self.inner.exists(path) and self.inner.exists(old):
+            return old
         return path
 
     def legacy_path(self, rel: str) -> str | None:
