@@ -152,7 +152,7 @@ class _Job:
     output: str
 
 
-def _hash_at(fs: SecureFsspec, path: str) -> StoredObject | None:
+def hash_at(fs: SecureFsspec, path: str) -> StoredObject | None:
     h = hashlib.sha256()
     size = 0
     try:
@@ -250,6 +250,19 @@ class RemoteChecker:
         return OBJECT_CORRUPTED, ("does not hash to the sealed ciphertext nor to one a writer "
                                   f"recorded uploading (corrupted or replaced){note}")
 
+    def here(self, fs: SecureFsspec, digest: str, entries: list[StoredObject]
+             ) -> list[StoredObject]:
+        """The objects of sealed index ``digest`` as ``fs`` stores them: where a trusted
+        writer recorded them under this remote's own hidden names (a backup, a migrated
+        remote: docs/spec/repair.md §3a), that record's list; else the sealed entries."""
+        if not fs.hide_names or not entries:
+            return entries
+        accepted, _ = self.attestations(fs)
+        objects = accepted.index_objects(digest, len(entries))
+        if objects is None:
+            return entries
+        return [StoredObject(o.path, o.size, o.sha256) for o in objects]
+
     def stored(self, fs: SecureFsspec, path: str) -> StoredObject | None:
         return self._hash_stored(fs, path)
 
@@ -265,10 +278,10 @@ class RemoteChecker:
         name differs from the index's, found with the name secret when there is one)."""
         key = (fs.fsid, path)
         if key not in self._hashed:
-            found = _hash_at(fs, path)
+            found = hash_at(fs, path)
             if found is None:
                 moved = relocated(fs, path)
-                found = _hash_at(fs, moved) if moved is not None else None
+                found = hash_at(fs, moved) if moved is not None else None
             self._hashed[key] = found
         return self._hashed[key]
 
@@ -299,7 +312,7 @@ class RemoteChecker:
                     findings.append(Finding(rev, sc.metafile, INDEX_BAD, exc.message,
                                             f"dvc-secure repair -r {remote}"))
                     continue
-                work.extend((job, fs, e, remote) for e in entries)
+                work.extend((job, fs, e, remote) for e in self.here(fs, out.remote_index, entries))
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             results = list(pool.map(lambda w: (w, self._hash_stored(w[1], w[2].path)), work))
         reported: set[tuple[str, str, str]] = set()

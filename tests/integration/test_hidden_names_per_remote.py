@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import SecureRepo
+from dvc_secure.adapters.local.identity_store import ENV_IDENTITY_FILE
+from tests.conftest import DVC_SECURE, SecureRepo, run
 from tests.integration.secure_helpers import (
     TRACKED,
     dataset_files,
@@ -48,6 +49,12 @@ def _pulls_from_each(repo: SecureRepo, *remotes: str) -> None:
         assert workspace_files(repo) == want, remote
 
 
+def _verify_keyless(repo: SecureRepo, tmp_path: Path, *args: str) -> None:
+    """CI: storage read access, no identity (the name secret is not available)."""
+    env = dict(repo.env, **{ENV_IDENTITY_FILE: str(tmp_path / "no-identity-here")})
+    run([*DVC_SECURE, "verify", "--remote", *args], repo.root, env)
+
+
 def _names_pin(repo: SecureRepo) -> dict[str, dict[str, object]]:
     ring = json.loads((repo.root / ".dvc" / "secure" / "keyring.json").read_text())
     return {p["name"]: p.get("names") for p in ring["signed"]["remotes"]["secure"]}
@@ -80,8 +87,9 @@ def test_attack_correlate_objects_across_two_secure_remotes(make_secure_repo,  #
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "seal")
     repo.secure("verify", "--remote")
-    repo.secure("repair", "-r", "backup")
+    repo.secure("repair", "-r", "backup")  # (+ a signed record of the backup's names)
     repo.secure("verify", "--remote", "-r", "backup")
+    _verify_keyless(repo, tmp_path, "-r", "backup")
     assert repo.dvc("status", "-c", "-r", "backup").returncode == 0
     # a stored object copied from one remote to the other under its name there is rejected
     target = storage_path(repo, oid, wraps="backup-store", storage=backup)
@@ -145,8 +153,11 @@ def test_scheme1_remotes_keep_working_then_migrate(make_secure_repo,  # type: ig
     assert _object_names(backup).isdisjoint(before_backup)
     _pulls_from_each(repo, "vault", "backup")
     repo.secure("verify", "--remote")  # the sealed index lists the old names
+    repo.secure("repair", "-r", "vault")  # records the new names for keyless checks
+    _verify_keyless(repo, tmp_path)
     repo.secure("repair", "-r", "backup")
     repo.secure("verify", "--remote", "-r", "backup")
+    _verify_keyless(repo, tmp_path, "-r", "backup")
 
     # the admin stops reading scheme-1 names
     repo.secure("remote-policy", "--update", "--names-migrated", "vault",
