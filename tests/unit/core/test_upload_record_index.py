@@ -49,8 +49,8 @@ def test_malformed_remote_index_rejected(bad: object) -> None:
 
 
 def test_index_objects_needs_exactly_the_index_count_and_takes_the_newest() -> None:
-    older = _record("2026-01-01T00:00:00Z", OBJECTS[:1] + [UploadedObject("ff/" + "f" * 60,
-                                                                       "f" * 64, 9)] + OBJECTS[2:])
+    other = UploadedObject("ff/" + "f" * 60, "f" * 64, 9)
+    older = _record("2026-01-01T00:00:00Z", [*OBJECTS[:1], other, *OBJECTS[2:]])
     seen = Attestations([_record(), older, _record(objects=OBJECTS[:2])])
     assert seen.index_objects(DIGEST, 3) == tuple(sorted(OBJECTS))
     assert seen.index_objects(DIGEST, 4) is None
