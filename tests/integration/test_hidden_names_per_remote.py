@@ -112,6 +112,14 @@ def test_scheme1_remotes_keep_working_then_migrate(make_secure_repo,  # type: ig
     assert "scheme 1" in pushed.stderr + pushed.stdout  # never silently
     repo.dvc("push", "-q", "-r", "backup")
     assert _object_names(repo.storage) == _object_names(backup)  # an observer correlates
+    # an object nobody uses any more, stored under its scheme-1 name (gc -c removes it below)
+    (repo.root / "junk.txt").write_bytes(b"unused after this commit\n")
+    repo.dvc("add", "-q", "junk.txt")
+    repo.dvc("push", "-q", "-r", "vault", "junk.txt")
+    junk = storage_path(repo, object_ids_of(repo, "junk.txt"))  # (scheme 1: no name ids yet)
+    assert junk.is_file()
+    (repo.root / "junk.txt.dvc").unlink()
+    (repo.root / "junk.txt").unlink()
     repo.secure("seal")  # (also stores the directory manifest on vault)
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "seal")
@@ -127,13 +135,17 @@ def test_scheme1_remotes_keep_working_then_migrate(make_secure_repo,  # type: ig
     assert "dvc-secure migrate-names -r backup" in doctor.stdout + doctor.stderr
     _pulls_from_each(repo, "vault", "backup")
     repo.secure("verify", "--remote")
+    repo.dvc("gc", "-q", "-c", "-w", "-f", "-r", "vault")  # finds and removes scheme-1 names
+    assert not junk.exists() and _object_names(repo.storage) == before - {
+        junk.relative_to(repo.storage).as_posix()}
+    before -= {junk.relative_to(repo.storage).as_posix()}
     (repo.root / "extra.txt").write_bytes(b"pushed after the name ids were pinned\n")
     repo.dvc("add", "-q", "extra.txt")
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "extra")
     repo.dvc("push", "-q", "-r", "vault")
     repo.dvc("push", "-q", "-r", "backup")
-    extra = object_rel(object_ids_extra(repo))
+    extra = object_rel(object_ids_of(repo, "extra.txt"))
     new_vault = _object_names(repo.storage) - before
     new_backup = _object_names(backup) - before_backup
     assert len(new_vault) == len(new_backup) == 1 and new_vault.isdisjoint(new_backup), extra
@@ -170,7 +182,7 @@ def test_scheme1_remotes_keep_working_then_migrate(make_secure_repo,  # type: ig
     assert repo.dvc("status", "-c", "-r", "vault").returncode == 0
 
 
-def object_ids_extra(repo: SecureRepo) -> str:
+def object_ids_of(repo: SecureRepo, rel: str) -> str:
     import yaml
 
-    return str(yaml.safe_load((repo.root / "extra.txt.dvc").read_text())["outs"][0]["md5"])
+    return str(yaml.safe_load((repo.root / f"{rel}.dvc").read_text())["outs"][0]["md5"])
