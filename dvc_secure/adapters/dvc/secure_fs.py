@@ -18,7 +18,7 @@ from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, build_inner_fs, fs_join
 from dvc_secure.adapters.dvc.hidden_naming import naming_in
 from dvc_secure.adapters.dvc.remote_pin import policy_of
-from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec, memoise
+from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
 from dvc_secure.adapters.dvc.storage_names import SCHEME, parse_secure_url
 from dvc_secure.adapters.local.push_journal import PushJournal, journal_path
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
@@ -120,7 +120,7 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
             fs.journal = PushJournal(journal_path(dvc_dir))
             service_hooks.watch(dvc_dir, fs.keys)  # one push/pull audit event at exit
         if dvc_dir and not conf.get("allow_gc_sealed", False):
-            fs.pins = memoise(lambda: _sealed_pins(Path(dvc_dir), fs))
+            fs.pins = service_hooks.memoise(lambda: _sealed_pins(Path(dvc_dir), fs))
         return fs
 
     @property

@@ -53,19 +53,6 @@ from dvc_secure.errors import DvcSecureError
 logger = logging.getLogger("dvc_secure")
 
 
-def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
-    lock = threading.Lock()
-    box: list[dict[str, str]] = []
-
-    def get() -> dict[str, str]:
-        with lock:
-            if not box:
-                box.append(fn())
-            return box[0]
-
-    return get
-
-
 class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     """Synchronous fsspec filesystem over a wrapped DVC filesystem (see module docstring)."""
 
@@ -88,7 +75,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     ) -> None:
         super().__init__(**kwargs)
         self.journal = journal
-        self.pins = memoise(pins) if pins is not None else None
+        self.pins = service_hooks.memoise(pins) if pins is not None else None
         self.inner = inner
         self.inner_root = inner_root.rstrip(inner.sep) or inner_root
         self.keys = keys
@@ -302,7 +289,14 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             raise IsADirectoryError(path)
         if not self._pinned([path])[0]:
             return  # pinned by a sealed version: see rm()
+        self._remove(rel)
+
+    def _remove(self, rel: str) -> None:
+        """Delete object ``rel`` (and a scheme-1 copy an unfinished migration left)."""
         self.inner.rm_file(self.object_path(rel))
+        old = self.legacy_path(rel)
+        if old is not None and self.inner.exists(old):
+            self.inner.rm_file(old)
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -340,13 +334,10 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             rel = self._rel(self._strip_protocol(p))
             target = self.object_path(rel) if rel else None
             if target is not None and self.inner.isfile(target):
-                self.inner.rm_file(target)
-                old = self.legacy_path(rel)  # a scheme-1 copy left by an unfinished migration
-                if old is not None and self.inner.exists(old):
-                    self.inner.rm_file(old)
+                self._remove(rel)
             elif recursive:
                 for r in list(self._find_rels(rel, False)):
-                    self.inner.rm_file(self.object_path(r))
+                    self._remove(r)
             else:
                 raise FileNotFoundError(p)
 
