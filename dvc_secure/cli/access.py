@@ -166,7 +166,8 @@ def cmd_remote_policy(args: argparse.Namespace) -> int:
         if policy is None:
             raise ConfigurationError("DVC's configuration has no secure:// remote to pin",
                                      hint="dvc-secure init --remote <storage>")
-        return _report(set_remote_policy(dvc_dir, policy), "remote-policy update")
+        return _report(set_remote_policy(dvc_dir, policy, names_migrated=args.names_migrated),
+                       "remote-policy update")
     pinned = load_trusted_keyrings(dvc_dir).newest.remotes
     now = current_policy(dvc_dir)
     if pinned is None:
@@ -175,9 +176,12 @@ def cmd_remote_policy(args: argparse.Namespace) -> int:
         return 0
     for pin in pinned.secure:
         print(f"pinned: {pin.name} = {pin.secure_url}; {pin.wraps} = {pin.url}; hide_names "
-              f"{str(pin.hide_names).lower()}; allow_gc_sealed {str(pin.allow_gc_sealed).lower()}")
+              f"{str(pin.hide_names).lower()}; allow_gc_sealed {str(pin.allow_gc_sealed).lower()}"
+              f"; hidden names: scheme {pin.names.scheme if pin.names else 1}"
+              + (" (scheme-1 names still read: dvc-secure migrate-names)"
+                 if pin.names and pin.names.legacy else ""))
     print(f"pinned default remote: {pinned.default or '(none)'}")
-    if now != pinned:
+    if now != pinned.configuration():
         print("DVC's configuration differs from the pin: DVC refuses to push until "
               ".dvc/config is restored, or an admin pins the change with "
               "'dvc-secure remote-policy --update'")
@@ -194,6 +198,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                       help="pin every secure:// remote and the default remote as configured now")
     mode.add_argument("--unpin", action="store_true",
                       help="stop pinning remotes (DVC may then use plain remotes again)")
+    p.add_argument("--names-migrated", metavar="REMOTE", action="append", default=[],
+                   help="with --update: REMOTE holds no scheme-1 hidden names any more "
+                   "('dvc-secure migrate-names' finished): stop reading them (repeatable)")
     p.set_defaults(func=cmd_remote_policy)
 
     p = sub.add_parser("members", help="who may read, write and administer this repository")

@@ -125,9 +125,12 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"remote '{args.name}' = {url}{default}", file=sys.stderr)
     if not existed:
         from dvc_secure.adapters.dvc.remote_pin import current_policy
+        from dvc_secure.core.keys.remote_policy import assign_names
 
         # the secure remotes and the default, pinned in the signed policy (keyring.md §4b)
         ring.remotes = current_policy(repo.dvc_dir)
+        if ring.remotes is not None:  # each remote its own hidden names (hidden-names.md §1)
+            ring.remotes = assign_names(ring.remotes, None, fresh=True)
         if (ring.remotes is not None or kms is not None) and identity.signing is not None:
             ring.sign(identity.signing)
         save_keyring(repo.dvc_dir, ring)

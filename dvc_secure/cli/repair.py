@@ -82,6 +82,30 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FINDINGS
 
 
+def cmd_migrate_names(args: argparse.Namespace) -> int:
+    from dvc_secure.adapters.dvc.remote_access import default_remote
+    from dvc_secure.adapters.dvc.repo_setup import find_repo
+    from dvc_secure.services.name_migration import migrate_names
+
+    repo = find_repo()
+    remote = args.remote or default_remote(repo.dvc_dir)
+    report = migrate_names(repo.dvc_dir, remote, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"dry run: {report.remaining} object(s) on '{remote}' are stored under scheme-1 "
+              "hidden names; nothing was changed")
+        return EXIT_FINDINGS if report.remaining else EXIT_OK
+    print(f"'{remote}': {report.moved} object(s) renamed to the remote's own hidden names, "
+          f"{report.dropped} old name(s) of objects already renamed removed, "
+          f"{report.remaining} scheme-1 name(s) left")
+    if report.remaining:
+        print("run the command again (it resumes)", file=sys.stderr)
+        return EXIT_FINDINGS
+    if report.legacy_flag:
+        print(f"an admin can now stop reading scheme-1 names on '{remote}': 'dvc-secure "
+              f"remote-policy --update --names-migrated {remote}'", file=sys.stderr)
+    return EXIT_OK
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("repair", help="diagnose a secure remote against the sealed history and "
                        "push again what it lacks (exit 0 complete, 1 not repaired)")
@@ -94,3 +118,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--jobs", "-j", type=int, default=4, help="parallel remote reads (default 4)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_repair)
+
+    p = sub.add_parser("migrate-names", help="rename a secure remote's objects from the "
+                       "repository-wide (scheme 1) hidden names to the remote's own; resumable "
+                       "(exit 0 done, 1 names left)")
+    p.add_argument("-r", "--remote", metavar="REMOTE",
+                   help="the secure remote to migrate (default: the default remote)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only count the objects still under scheme-1 names (exit 1 if any)")
+    p.set_defaults(func=cmd_migrate_names)

@@ -8,7 +8,7 @@ operation from ``keys/keyring.py``, sign, save or park as pending). The CLI shel
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,12 @@ from dvc_secure.core.keys import custody
 from dvc_secure.core.keys import policy_changes as changes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
-from dvc_secure.core.keys.remote_policy import RemotePolicy
+from dvc_secure.core.keys.remote_policy import (
+    RemotePolicy,
+    SecureRemotePin,
+    assign_names,
+    mark_names_migrated,
+)
 from dvc_secure.errors import (
     AccessDeniedError,
     DvcSecureError,
@@ -299,10 +304,15 @@ def set_threshold(dvc_dir: Path, threshold: int,
 
 
 def set_remote_policy(dvc_dir: Path, policy: RemotePolicy | None,
-                      env: Mapping[str, str] | None = None) -> ChangeResult:
-    """Pin (or unpin, with None) the secure remotes DVC may use (keyring.md §4b)."""
+                      env: Mapping[str, str] | None = None,
+                      names_migrated: Sequence[str] = ()) -> ChangeResult:
+    """Pin (or unpin, with None) the secure remotes DVC may use (keyring.md §4b);
+    ``names_migrated``: remotes whose scheme-1 hidden names are no longer read."""
     refuse_if_pending(dvc_dir)
     admin = _load_admin(dvc_dir, env)
+    if policy is not None:  # names kept per remote; new remotes get their own (hidden-names.md)
+        policy = mark_names_migrated(assign_names(policy, admin.ring.remotes, fresh=False),
+                                     names_migrated)
     if policy == admin.ring.remotes:
         raise PendingPolicyError("the remote policy already pins exactly this configuration",
                                  hint="nothing to do; 'dvc-secure remote-policy' shows it")
@@ -314,9 +324,16 @@ def set_remote_policy(dvc_dir: Path, policy: RemotePolicy | None,
     else:
         summary = [f"pinned remote '{p.name}' = {p.secure_url} (storage '{p.wraps}' at "
                    f"{p.url}, hide_names {str(p.hide_names).lower()}, allow_gc_sealed "
-                   f"{str(p.allow_gc_sealed).lower()})" for p in policy.secure]
+                   f"{str(p.allow_gc_sealed).lower()}, {_names(p)})" for p in policy.secure]
         summary.append(f"default remote: {policy.default or '(not pinned)'}")
     return _apply(admin, nxt, summary)
+
+
+def _names(p: SecureRemotePin) -> str:
+    if p.names is None:
+        return "hidden names of scheme 1"
+    return (f"hidden names of scheme {p.names.scheme}, name id {p.names.id}"
+            + (", scheme-1 names still read" if p.names.legacy else ""))
 
 
 def approve(dvc_dir: Path, *, discard: bool = False,

@@ -143,8 +143,9 @@ def _survey(d: _Demo, md5s: set[str], needles: list[bytes]) -> StorageSurvey:
 
     # the demo identity's keys, to tell this repository's hidden names and events apart
     keys = LazyRepoKeys(str(d.repo / ".dvc"), env=d.env).get()
-    return survey_storage(d.storage, name_key=keys.name_key, data_keys=keys.keyset.data_keys,
-                          plaintext=needles, md5s=md5s)
+    name_key, scheme = keys.remote_names("storage")
+    return survey_storage(d.storage, name_key=name_key, data_keys=keys.keyset.data_keys,
+                          plaintext=needles, md5s=md5s, name_scheme=scheme)
 
 
 def _plural(n: int, noun: str) -> str:

@@ -23,7 +23,7 @@ from dvc_secure.core.audit.model import (
     storage_name,
 )
 from dvc_secure.core.format.audit_box import open_event
-from dvc_secure.core.format.names import reveal_name
+from dvc_secure.core.format.names import NAMES_V1, reveal_name
 from dvc_secure.core.format.object_format import HEADER_LEN, ObjectHeader
 from dvc_secure.core.records.upload import UPLOAD_DIR, UploadRecord
 from dvc_secure.core.sidecar.remote_index import INDEX_DIR, parse_index
@@ -65,7 +65,8 @@ class StorageSurvey:
 
 
 def survey_storage(storage: Path, *, name_key: bytes, data_keys: Mapping[int, bytes],
-                   plaintext: Collection[bytes], md5s: Collection[str]) -> StorageSurvey:
+                   plaintext: Collection[bytes], md5s: Collection[str],
+                   name_scheme: int = NAMES_V1) -> StorageSurvey:
     """Classify and check every file under ``storage``.
 
     ``plaintext``: byte strings of the data that must appear in no stored file;
@@ -92,7 +93,7 @@ def survey_storage(storage: Path, *, name_key: bytes, data_keys: Mapping[int, by
             else:
                 kind, what, problems = "", "", [f"{rel}: unknown kind of dvc-secure file"]
         else:
-            kind, what, problems = _encrypted_object(rel, blob, name_key)
+            kind, what, problems = _encrypted_object(rel, blob, name_key, name_scheme)
         survey.problems += problems
         if kind:
             survey.files.append(StoredFile(rel, kind, len(blob), what))
@@ -117,9 +118,10 @@ def _leaks(rel: str, blob: bytes, plaintext: Collection[bytes], md5s: Collection
     return problems
 
 
-def _encrypted_object(rel: str, blob: bytes, name_key: bytes) -> tuple[str, str, list[str]]:
+def _encrypted_object(rel: str, blob: bytes, name_key: bytes,
+                      scheme: int) -> tuple[str, str, list[str]]:
     hidden = join_long(rel)
-    name = reveal_name(name_key, hidden) if hidden is not None else None
+    name = reveal_name(name_key, hidden, scheme) if hidden is not None else None
     if name is None:
         return "", "", [f"{rel}: unknown kind of file (not a hidden name this repository wrote)"]
     if _DVC_OBJECT.fullmatch(name):

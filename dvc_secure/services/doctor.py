@@ -134,9 +134,28 @@ def diagnose(root: Path) -> TrustState:
     _check_workspace(st)
     _check_branch(st)
     _check_rest(st)
+    _check_names(st)
     if not any(c.status != OK for c in st.checks):
         st.checks.append(Check("trust", OK, "pin, workspace and history agree"))
     return st
+
+
+def _check_names(st: TrustState) -> None:
+    """Pinned secure remotes whose hidden names other remotes share (docs/spec/hidden-names.md §9)."""
+    policy = st.workspace.remotes if st.workspace is not None else None
+    for pin in policy.secure if policy is not None else ():
+        if pin.names is None and pin.hide_names:
+            st.checks.append(Check(
+                "names", NOTE, f"secure remote '{pin.name}' uses the repository-wide hidden names "
+                "(scheme 1): anyone who sees two of its remotes can tell which objects are the "
+                "same", f"an admin: dvc-secure remote-policy --update; then dvc-secure "
+                f"migrate-names -r {pin.name}"))
+        elif pin.names is not None and pin.names.legacy and pin.hide_names:
+            st.checks.append(Check(
+                "names", NOTE, f"secure remote '{pin.name}' may still hold objects under "
+                "scheme-1 hidden names (read, never written)", f"dvc-secure migrate-names -r "
+                f"{pin.name}; then an admin: dvc-secure remote-policy --update "
+                f"--names-migrated {pin.name}"))
 
 
 def _check_pin(st: TrustState, chain: list[str], history: dict[str, Keyring]) -> None:

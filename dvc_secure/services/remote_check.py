@@ -152,6 +152,34 @@ class _Job:
     output: str
 
 
+def hash_at(fs: SecureFsspec, path: str) -> StoredObject | None:
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with fs.inner.open(fs.storage_path(path), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        return None
+    return StoredObject(path, size, h.hexdigest())
+
+
+def relocated(fs: SecureFsspec, path: str) -> str | None:
+    """Where ``fs`` stores the object a sealed remote index lists as ``path``, when the index
+    was sealed under other hidden names (on another secure remote, or before ``migrate-names``):
+    None without the name secret (keyless: only the sealed names are checked), for a name that
+    is no object's, or when it is ``path`` itself."""
+    if not fs.hide_names:
+        return None
+    try:
+        rel = fs.namer.reveal_sealed(path)
+        located = fs.storage_rel(fs.object_path(rel)) if rel is not None else None
+    except DvcSecureError:
+        return None
+    return located if located != path else None
+
+
 class RemoteChecker:
     """``remote_name``: check every sealed output on that secure remote (e.g. a backup)
     instead of the remote it was sealed for."""
@@ -207,11 +235,13 @@ class RemoteChecker:
         if self._reencrypted(remote, expected, actual):
             return None
         accepted, ignored = self.attestations(fs)
-        if accepted.accepts(expected.path, actual.sha256, actual.size):
+        # (actual.path differs from expected.path where the index lists the names of another
+        # remote or those before a migration: hidden-names.md §9; records name stored paths)
+        if accepted.accepts(actual.path, actual.sha256, actual.size):
             return None
         # pushed again, then re-encrypted: a recorded re-encryption of a recorded upload
-        if any(self._reencrypted(remote, StoredObject(expected.path, 0, sha), actual)
-               for sha in accepted.digests(expected.path)):
+        if any(self._reencrypted(remote, StoredObject(actual.path, 0, sha), actual)
+               for sha in accepted.digests(actual.path)):
             return None
         note = (f" ({len(ignored)} upload record(s) on remote '{remote}' ignored, e.g.: "
                 f"{ignored[0]})") if ignored else ""
@@ -219,6 +249,19 @@ class RemoteChecker:
             return OBJECT_TRUNCATED, f"has {actual.size} bytes, sealed {expected.size}{note}"
         return OBJECT_CORRUPTED, ("does not hash to the sealed ciphertext nor to one a writer "
                                   f"recorded uploading (corrupted or replaced){note}")
+
+    def here(self, fs: SecureFsspec, digest: str, entries: list[StoredObject]
+             ) -> list[StoredObject]:
+        """The objects of sealed index ``digest`` as ``fs`` stores them: where a trusted
+        writer recorded them under this remote's own hidden names (a backup, a migrated
+        remote: docs/spec/repair.md §3a), that record's list; else the sealed entries."""
+        if not fs.hide_names or not entries:
+            return entries
+        accepted, _ = self.attestations(fs)
+        objects = accepted.index_objects(digest, len(entries))
+        if objects is None:
+            return entries
+        return [StoredObject(o.path, o.size, o.sha256) for o in objects]
 
     def stored(self, fs: SecureFsspec, path: str) -> StoredObject | None:
         return self._hash_stored(fs, path)
@@ -231,18 +274,15 @@ class RemoteChecker:
     # --- --remote ---------------------------------------------------------------------------
 
     def _hash_stored(self, fs: SecureFsspec, path: str) -> StoredObject | None:
+        """The object a sealed index lists as ``path``, as stored on ``fs`` (where its hidden
+        name differs from the index's, found with the name secret when there is one)."""
         key = (fs.fsid, path)
         if key not in self._hashed:
-            h = hashlib.sha256()
-            size = 0
-            try:
-                with fs.inner.open(fs.storage_path(path), "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-                        size += len(chunk)
-                self._hashed[key] = StoredObject(path, size, h.hexdigest())
-            except FileNotFoundError:
-                self._hashed[key] = None
+            found = hash_at(fs, path)
+            if found is None:
+                moved = relocated(fs, path)
+                found = hash_at(fs, moved) if moved is not None else None
+            self._hashed[key] = found
         return self._hashed[key]
 
     def check_remote(self, sealed: Iterable[tuple[str, Sidecar]]) -> list[Finding]:
@@ -272,7 +312,7 @@ class RemoteChecker:
                     findings.append(Finding(rev, sc.metafile, INDEX_BAD, exc.message,
                                             f"dvc-secure repair -r {remote}"))
                     continue
-                work.extend((job, fs, e, remote) for e in entries)
+                work.extend((job, fs, e, remote) for e in self.here(fs, out.remote_index, entries))
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             results = list(pool.map(lambda w: (w, self._hash_stored(w[1], w[2].path)), work))
         reported: set[tuple[str, str, str]] = set()
@@ -298,7 +338,8 @@ class RemoteChecker:
     def _reencrypted(self, remote: str, expected: StoredObject, actual: StoredObject) -> bool:
         """Is the stored object a recorded, signed re-encryption of the pinned one?"""
         accepted, _ = self.replacements()
-        return accepted.accepts(remote, expected.path, expected.sha256, actual.sha256, actual.size)
+        return any(accepted.accepts(remote, path, expected.sha256, actual.sha256, actual.size)
+                   for path in {expected.path, actual.path})
 
     # --- --deep -------------------------------------------------------------------------------
 

@@ -35,14 +35,21 @@ from dvc_secure.core.sidecar.remote_index import StoredObject, index_storage_pat
 from dvc_secure.core.verification.findings import Finding
 from dvc_secure.errors import ConfigurationError, DvcSecureError
 from dvc_secure.services.history_check import verify_history
-from dvc_secure.services.remote_check import INDEX_BAD, INDEX_MISSING, NOT_INDEXED, RemoteChecker
+from dvc_secure.services.remote_check import (
+    INDEX_BAD,
+    INDEX_MISSING,
+    NOT_INDEXED,
+    RemoteChecker,
+    hash_at,
+    relocated,
+)
 from dvc_secure.services.sealing import (
     kept_index_path,
     manifest_rel,
     object_rel,
     pending_index_path,
 )
-from dvc_secure.services.upload_records import publish_pending
+from dvc_secure.services.upload_records import publish_pending, write_record
 
 if TYPE_CHECKING:
     from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
@@ -112,6 +119,8 @@ class _Repairer:
         self.secure_names = dvc_remotes(self.dvc_dir).secure_names()
         self.items: list[RepairItem] = []
         self._done: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = {}
+        self._named: set[tuple[str, str]] = set()
+        self.records: list[str] = []  # name records written (repair.md §3a)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -225,7 +234,9 @@ class _Repairer:
         for other in self._others(name):
             try:
                 fs = self.checker.remote_fs(other)
-                if fs.inner.exists(fs.storage_path(path)):
+                moved = relocated(fs, path)  # its name there, if that remote has its own
+                if fs.inner.exists(fs.storage_path(path)) or (
+                        moved is not None and fs.inner.exists(fs.storage_path(moved))):
                     out.append(other)
             except Exception:  # a probe of another remote must not stop repair
                 continue
@@ -249,15 +260,44 @@ class _Repairer:
             found = self.checker.object_problem(name, fs, e, self.checker.stored(fs, e.path))
             if found is not None:
                 bad.append((e, found[0]))
-        if not bad:
-            return
-        sources = self._sources(out, name, fs)
+        sources = self._sources(out, name, fs) if bad else {}
         for e, problem in bad:
             key = (name, e.path)
             if key not in self._done:
-                self._done[key] = self._fix(name, fs, e, sources.get(e.path))
+                src = sources.get(e.path) or sources.get(relocated(fs, e.path) or "")
+                self._done[key] = self._fix(name, fs, e, src)
             action, detail, available = self._done[key]
             self._add(rev, sc, out, name, e.path, problem, action, detail, available)
+        if not self.dry_run:
+            self._record_names(fs, out.remote_index, entries)
+
+    def _record_names(self, fs: SecureFsspec, digest: str, entries: list[StoredObject]) -> None:
+        """Where this remote stores the index's objects under other names than the index
+        lists (another remote's, or its own before a migration), a signed upload record of
+        exactly those objects under its own names, so that a keyless ``verify --remote``
+        can follow them (docs/spec/repair.md §3a). Needs the name secret; once per index."""
+        if not fs.hide_names or not entries or (fs.fsid, digest) in self._named:
+            return
+        self._named.add((fs.fsid, digest))
+        here: list[StoredObject] = []
+        for e in entries:
+            found = hash_at(fs, e.path)
+            if found is None:
+                moved = relocated(fs, e.path)
+                found = hash_at(fs, moved) if moved is not None else None
+            if found is None:
+                return  # incomplete here: nothing to vouch for
+            here.append(found)
+        if [h.path for h in here] == [e.path for e in entries]:
+            return  # stored under the sealed names: the index itself is the proof
+        accepted, _ = self.checker.attestations(fs)
+        known = accepted.index_objects(digest, len(here))
+        if known is not None and sorted((o.path, o.sha256, o.size) for o in known) == \
+                sorted((h.path, h.sha256, h.size) for h in here):
+            return
+        written = write_record(fs, here, remote_index=digest)
+        if written is not None:
+            self.records.append(written)
 
     def _fix(self, name: str, fs: SecureFsspec, e: StoredObject,
              src: _Source | None) -> tuple[str, str, tuple[str, ...]]:
@@ -294,7 +334,7 @@ def repair_remote(root: Path, remote: str | None = None, all_revisions: bool = F
             repairer.output(rev, sc, out)
     report.items = repairer.items
     if not dry_run:
-        report.records = publish_pending(strict=True)
+        report.records = publish_pending(strict=True) + repairer.records
     # prove it the way CI will: a fresh check, nothing remembered from before the repair
     report.remaining = RemoteChecker(dvc_dir, jobs=jobs, remote_name=remote).check_remote(
         history.sealed)

@@ -40,15 +40,17 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_record(fs: SecureFsspec, objects: Iterable[Any], now: str | None = None) -> str | None:
+def write_record(fs: SecureFsspec, objects: Iterable[Any], now: str | None = None,
+                 remote_index: str | None = None) -> str | None:
     """Sign and store one record for ``objects`` (StoredObjects ``fs`` stored), with the
-    keys the uploads used; returns its storage path (None: nothing to record)."""
+    keys the uploads used; returns its storage path (None: nothing to record).
+    ``remote_index``: they are exactly that sealed index's objects (repair.md §3a)."""
     entries = [UploadedObject(o.path, o.sha256, o.size) for o in objects]
     if not entries:
         return None
     keys = fs.keys.get()
     record = UploadRecord.create(keys.keyring.keyring_id, keys.keyset.current_epoch,
-                                 now or _now(), entries).sign(keys.signer())
+                                 now or _now(), entries, remote_index).sign(keys.signer())
     data = record.to_bytes()
     rel = record_storage_path(record.file_digest)
     path = fs.storage_path(rel)

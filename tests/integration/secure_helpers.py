@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -77,15 +78,46 @@ def object_rel(oid: str) -> str:
     return f"files/md5/{oid[:2]}/{oid[2:]}"
 
 
-def storage_path(repo: SecureRepo, oid: str, hide_names: bool = True) -> Path:
-    """Where object ``oid`` lies in the wrapped storage (computed with the repo's name key)."""
+def storage_path(repo: SecureRepo, oid: str, hide_names: bool = True,
+                 wraps: str = "storage", storage: Path | None = None) -> Path:
+    """Where object ``oid`` lies in the wrapped storage ``wraps`` (at ``storage``, default
+    ``repo.storage``), computed with the name key of the secure remote the signed policy pins
+    on it (docs/spec/hidden-names.md §1)."""
+    store = repo.storage if storage is None else storage
     if not hide_names:
-        return repo.storage / object_rel(oid)
+        return store / object_rel(oid)
+    from dvc_secure.adapters.dvc.hidden_naming import Namer, naming_in
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+
+    lazy = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env)
+    namer = Namer(naming_in(lazy.get().keyring.remotes, wraps, ""), lazy)
+    return store / namer.hidden(object_rel(oid))
+
+
+def hidden_rel(repo: SecureRepo, rel: str, wraps: str = "storage") -> str:
+    """The storage name of DVC path ``rel`` on the secure remote pinned on ``wraps``."""
     from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
     from dvc_secure.core.format.names import hide_name
 
-    keys = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get()
-    return repo.storage / hide_name(keys.name_key, object_rel(oid))
+    key, scheme = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get().remote_names(wraps)
+    return hide_name(key, rel, scheme)
+
+
+def hidden_rel_with(remotes: Any, name_secret: bytes, rel: str, wraps: str = "storage") -> str:
+    """The same, from a keyring's pinned ``remotes`` and a name secret (e.g. a removed
+    member's, from an old keyring)."""
+    from dvc_secure.core.format.names import (
+        NAMES_V1,
+        derive_name_key,
+        derive_remote_name_key,
+        hide_name,
+    )
+
+    pin = next((p for p in remotes.secure if p.wraps == wraps), None) if remotes else None
+    if pin is None or pin.names is None:
+        return hide_name(derive_name_key(name_secret), rel, NAMES_V1)
+    return hide_name(derive_remote_name_key(name_secret, pin.names.id_bytes), rel,
+                     pin.names.scheme)
 
 
 def secrets_of(repo: SecureRepo, identity_file: Path | None = None) -> list[str]:

@@ -340,7 +340,8 @@ def test_demo_subcommand_help_describes_it() -> None:
 def _survey(repo: SecureRepo):  # type: ignore[no-untyped-def]
     keys = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get()
     md5s = set(object_ids(repo).values())
-    return survey_storage(repo.storage, name_key=keys.name_key,
+    name_key, scheme = keys.remote_names("storage")
+    return survey_storage(repo.storage, name_key=name_key, name_scheme=scheme,
                           data_keys=keys.keyset.data_keys, plaintext=[MARKER],
                           md5s={m.removesuffix(".dir") for m in md5s})
 

@@ -164,12 +164,10 @@ def test_repair_command_restores_missing_corrupted_index_and_manifest(
         index.unlink()  # every remote index ...
         break
     # ... and an encrypted manifest
-    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
-    from dvc_secure.core.format.names import hide_name
+    from tests.integration.secure_helpers import hidden_rel
 
-    keys = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get()
     manifests = sorted((repo.root / ".dvc" / "cache" / "secure" / "manifests").iterdir())
-    (repo.storage / hide_name(keys.name_key, f"secure/manifests/{manifests[0].name}")).unlink()
+    (repo.storage / hidden_rel(repo, f"secure/manifests/{manifests[0].name}")).unlink()
     assert _verify(repo)[0] == 1
 
     dry = repo.secure("repair", "--all-revisions", "--dry-run", "--json", check=False)
@@ -398,8 +396,8 @@ def test_disaster_recovery_from_backup_alone(make_secure_repo, tmp_path: Path,
     _sh(root, env, "dvc-secure", "repair", "-r", "backup", "--all-revisions")
     _sh(root, env, "dvc-secure", "verify", "--remote", "-r", "backup", "--all-revisions")
     # (not a runbook step: the backup check is not vacuous — a swap there is caught)
-    a, b = (storage_path(repo, _md5(V2["a.txt"])), storage_path(repo, _md5(V2["c.txt"])))
-    a, b = (backup_dir / p.relative_to(repo.storage) for p in (a, b))
+    a, b = (storage_path(repo, _md5(V2[f]), wraps="backup-store", storage=backup_dir)
+            for f in ("a.txt", "c.txt"))  # the backup's own hidden names
     da, db = a.read_bytes(), b.read_bytes()
     a.write_bytes(db)
     b.write_bytes(da)

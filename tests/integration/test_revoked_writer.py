@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.core.format.names import derive_name_key, hide_name
 from dvc_secure.core.format.object_format import EncryptingReader
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring
-from tests.integration.secure_helpers import files_under, object_rel
+from tests.integration.secure_helpers import files_under, hidden_rel_with, object_rel
 from tests.integration.test_access import KEYRING, Person, grant
 
 REAL = b"real weights " * 5000
@@ -46,7 +45,8 @@ def test_revoked_writer_replacing_sealed_object_is_refused_on_pull(
     assert me.signing is not None
     keys = Keyring.from_json(old_keyring).unwrap(me)
     rel = object_rel(hashlib.md5(REAL).hexdigest())
-    target = repo.storage / hide_name(derive_name_key(keys.name_secret), rel)
+    target = repo.storage / hidden_rel_with(Keyring.from_json(old_keyring).remotes,
+                                            keys.name_secret, rel)
     assert target.is_file(), "the sealed object bob overwrites"
     forged = EncryptingReader(io.BytesIO(POISON), data_key=keys.key_for_epoch(1), epoch=1,
                               object_id=rel.encode(), signer=me.signing)

@@ -275,7 +275,7 @@ def test_deep_verify_passes_and_catches_writer_substituted_content(make_secure_r
         del os.environ["DVC_SECURE_IDENTITY_FILE"]
     from dvc_secure.core.format.names import hide_name
 
-    target = repo.storage / hide_name(keys.name_key, rel)
+    target = repo.storage / hide_name(keys.remote_names("storage")[0], rel, keys.remote_names("storage")[1])
     assert target.is_file()
     forged = EncryptingReader(io.BytesIO(b"v9"), data_key=keys.keyset.key_for_epoch(1), epoch=1,
                               object_id=rel.encode(), signer=keys.signer())
@@ -361,7 +361,8 @@ def test_remote_manifest_tampered_detected(make_secure_repo) -> None:  # type: i
         keys = LazyRepoKeys(str(repo.root / ".dvc")).get()
     finally:
         del os.environ["DVC_SECURE_IDENTITY_FILE"]
-    stored = repo.storage / hide_name(keys.name_key, f"secure/manifests/{digest}")
+    stored = repo.storage / hide_name(keys.remote_names("storage")[0], f"secure/manifests/{digest}",
+                                        keys.remote_names("storage")[1])
     data = bytearray(stored.read_bytes())
     data[-20] ^= 1
     stored.write_bytes(bytes(data))

@@ -16,7 +16,9 @@ from dvc_objects.fs.base import FileSystem
 
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, build_inner_fs, fs_join
-from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec, memoise
+from dvc_secure.adapters.dvc.hidden_naming import naming_in
+from dvc_secure.adapters.dvc.remote_pin import policy_of
+from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
 from dvc_secure.adapters.dvc.storage_names import SCHEME, parse_secure_url
 from dvc_secure.adapters.local.push_journal import PushJournal, journal_path
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
@@ -99,19 +101,26 @@ class SecureFileSystem(FileSystem):  # type: ignore[misc]
         sub = conf.get("secure_subpath") or ""
         root = fs_join(inner, inner_path, *sub.split("/")) if sub else inner_path
         seed = f"{getattr(inner, 'protocol', '')}|{inner_conf.get('url')}|{sub}"
+        dvc_dir = conf.get("secure_dvc_dir")
+        try:  # the signed pin says which hidden names this remote uses (hidden-names.md §1)
+            policy = policy_of(dvc_dir) if dvc_dir else None
+            naming = naming_in(policy, str(conf.get("secure_remote", "")),
+                               "/".join(p for p in sub.split("/") if p))
+        except DvcSecureError as exc:
+            raise DvcSecureDvcError(exc) from None
         fs = SecureFsspec(
             inner=inner,
             inner_root=root,
             keys=_DvcFacingKeys(conf.get("secure_dvc_dir")),
             hide_names=bool(conf.get("hide_names", True)),
             fsid_seed=seed,
+            naming=naming,
         )
-        dvc_dir = conf.get("secure_dvc_dir")
         if dvc_dir:
             fs.journal = PushJournal(journal_path(dvc_dir))
             service_hooks.watch(dvc_dir, fs.keys)  # one push/pull audit event at exit
         if dvc_dir and not conf.get("allow_gc_sealed", False):
-            fs.pins = memoise(lambda: _sealed_pins(Path(dvc_dir), fs))
+            fs.pins = service_hooks.memoise(lambda: _sealed_pins(Path(dvc_dir), fs))
         return fs
 
     @property

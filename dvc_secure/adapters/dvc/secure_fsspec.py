@@ -24,14 +24,13 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, fs_join
 from dvc_secure.adapters.dvc.content_check import decrypt_checked
+from dvc_secure.adapters.dvc.hidden_naming import Namer, RemoteNaming
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
     PARTIAL_PREFIX,
     SCHEME,
     SHARD,
-    holds_other_naming,
-    join_long,
-    split_long,
+    refuse_other_naming,
 )
 from dvc_secure.adapters.dvc.transfer_streams import (
     Discard,
@@ -41,42 +40,17 @@ from dvc_secure.adapters.dvc.transfer_streams import (
 )
 from dvc_secure.adapters.local.push_journal import PushJournal
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
-from dvc_secure.core.format.names import hide_name, reveal_name
 from dvc_secure.core.format.object_format import (
     DEFAULT_SEGMENT_LOG2,
     EncryptingReader,
     ObjectSeal,
     ciphertext_size,
     plaintext_size,
-    read_header,
 )
 from dvc_secure.core.sidecar.remote_index import StoredObject
-from dvc_secure.errors import ConfigurationError, DvcSecureError
+from dvc_secure.errors import DvcSecureError
 
 logger = logging.getLogger("dvc_secure")
-
-
-def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
-    lock = threading.Lock()
-    box: list[dict[str, str]] = []
-
-    def get() -> dict[str, str]:
-        with lock:
-            if not box:
-                box.append(fn())
-            return box[0]
-
-    return get
-
-
-
-def _is_object(source: BinaryIO) -> bool:
-    """Does ``source`` start with a well-formed dvc-secure object header?"""
-    try:
-        read_header(source)
-    except DvcSecureError:
-        return False
-    return True
 
 
 class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
@@ -96,15 +70,17 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         fsid_seed: str = "",
         pins: Callable[[], dict[str, str]] | None = None,
         journal: PushJournal | None = None,
+        naming: RemoteNaming | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.journal = journal
-        self.pins = memoise(pins) if pins is not None else None
+        self.pins = service_hooks.memoise(pins) if pins is not None else None
         self.inner = inner
         self.inner_root = inner_root.rstrip(inner.sep) or inner_root
         self.keys = keys
         self.hide_names = hide_names
+        self.namer = Namer(naming or RemoteNaming(), keys)
         self._fsid = "secure_" + hashlib.sha256(fsid_seed.encode()).hexdigest()[:24]
         self._root_made = False
         self._root_lock = threading.Lock()
@@ -132,12 +108,23 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     def _join_inner(self, *parts: str) -> str:
         return fs_join(self.inner, self.inner_root, *[p for p in parts if p])
 
-    def object_path(self, rel: str) -> str:
+    def write_path(self, rel: str) -> str:
+        """Where ``rel`` is written: its name under the remote's own naming."""
         if not rel:
             return self.inner_root
-        if self.hide_names:
-            return self._join_inner(split_long(hide_name(self.keys.get().name_key, rel)))
-        return self._join_inner(rel)
+        return self._join_inner(self.namer.hidden(rel) if self.hide_names else rel)
+
+    def object_path(self, rel: str) -> str:
+        """Where ``rel`` is read: :meth:`write_path`, or its scheme-1 name if only that is
+        stored while the pin says such names may remain (docs/spec/hidden-names.md §9)."""
+        path, old = self.write_path(rel), self.legacy_path(rel)
+        if old is not None and not self.inner.exists(path) and self.inner.exists(old):
+            return old
+        return path
+
+    def legacy_path(self, rel: str) -> str | None:
+        legacy = self.namer.legacy(rel) if rel and self.hide_names else None
+        return self._join_inner(legacy) if legacy is not None else None
 
     def _reveal(self, inner_path: str) -> str | None:
         root = self.inner_root.rstrip("/") + "/"
@@ -146,8 +133,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         sub = inner_path[len(root):]
         if not self.hide_names:
             return sub
-        joined = join_long(sub)
-        rel = reveal_name(self.keys.get().name_key, joined) if joined is not None else None
+        rel = self.namer.reveal(sub)
         if rel is None:
             logger.debug("dvc-secure: ignoring foreign object %s", inner_path)
         return rel
@@ -281,15 +267,12 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
                     self._root_made = True
 
     def _check_naming(self) -> None:
-        if holds_other_naming(self.inner, self.inner_root, self.hide_names, _is_object):
-            was = "false" if self.hide_names else "true"
-            raise DvcSecureDvcError(ConfigurationError(
-                f"this secure remote now has hide_names = {str(self.hide_names).lower()}, but "
-                f"its storage holds objects stored with hide_names = {was}: pushing would "
-                "store a second copy of every object under other names (the old ones would "
-                "no longer be found)",
-                hint=f"set it back: dvc remote modify <remote> hide_names {was} (to change the "
-                "naming, push to a new, empty storage location instead)"))
+        try:
+            refuse_other_naming(self.inner, self.inner_root, self.hide_names)
+        except DvcSecureError as exc:
+            raise DvcSecureDvcError(exc) from None
+        if self.hide_names:
+            self.namer.warn_scheme1_write()
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         self._ensure_root()
@@ -306,7 +289,14 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             raise IsADirectoryError(path)
         if not self._pinned([path])[0]:
             return  # pinned by a sealed version: see rm()
+        self._remove(rel)
+
+    def _remove(self, rel: str) -> None:
+        """Delete object ``rel`` (and a scheme-1 copy an unfinished migration left)."""
         self.inner.rm_file(self.object_path(rel))
+        old = self.legacy_path(rel)
+        if old is not None and self.inner.exists(old):
+            self.inner.rm_file(old)
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -344,10 +334,10 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             rel = self._rel(self._strip_protocol(p))
             target = self.object_path(rel) if rel else None
             if target is not None and self.inner.isfile(target):
-                self.inner.rm_file(target)
+                self._remove(rel)
             elif recursive:
                 for r in list(self._find_rels(rel, False)):
-                    self.inner.rm_file(self.object_path(r))
+                    self._remove(r)
             else:
                 raise FileNotFoundError(p)
 
@@ -376,7 +366,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             signer=keys.signer(),
             digest_ciphertext=True,  # same pass; for the journal and the upload record
         )
-        target = self.object_path(rel)
+        target = self.write_path(rel)
         self._ensure_root()
         complete_size = ciphertext_size(size) if size is not None else None
         existed = self.inner.exists(target) if complete_size is None else None
@@ -471,11 +461,10 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         """Where and what the ciphertext of ``path`` is (from this clone's push journal, else
         by hashing the stored ciphertext; no key needed); None if it is not stored."""
         rel = self._rel(self._strip_protocol(path))
-        if self.journal is not None:
-            hit = self.journal.lookup(self.fsid, rel)
-            if hit is not None:
-                return hit
+        hit = self.journal.lookup(self.fsid, rel) if self.journal is not None else None
         target = self.object_path(rel)
+        if hit is not None and hit.path == self.storage_rel(target):  # (not since renamed)
+            return hit
         h = hashlib.sha256()
         size = 0
         try:

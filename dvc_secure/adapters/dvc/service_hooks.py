@@ -170,3 +170,17 @@ def _at_exit() -> None:
     done = _CONNECTED.transfers_done
     if done is not None and STATS.dvc_dirs:
         done(STATS)
+
+
+def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
+    """``fn()`` computed once, on first call, thread-safe (the gc pins of a remote)."""
+    lock = threading.Lock()
+    box: list[dict[str, str]] = []
+
+    def get() -> dict[str, str]:
+        with lock:
+            if not box:
+                box.append(fn())
+            return box[0]
+
+    return get

@@ -10,7 +10,8 @@ from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 from dvc_secure.adapters.local.plugin_manifest import load_manifest
-from dvc_secure.errors import UnsafeRemoteURLError
+from dvc_secure.core.format.object_format import read_header
+from dvc_secure.errors import ConfigurationError, DvcSecureError, UnsafeRemoteURLError
 
 SCHEME = load_manifest().scheme
 SHARD = re.compile(r"^(?P<ns>(?:.*/)?)(?P<xy>[0-9a-f]{2})(?:/(?P<rest>[^/]*))?$")
@@ -91,3 +92,26 @@ def holds_other_naming(inner: Any, root: str, hide_names: bool,
             return is_object(f)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
         return False
+
+
+def _is_object(source: BinaryIO) -> bool:
+    """Does ``source`` start with a well-formed dvc-secure object header?"""
+    try:
+        read_header(source)
+    except DvcSecureError:
+        return False
+    return True
+
+
+def refuse_other_naming(inner: Any, root: str, hide_names: bool) -> None:
+    """Refuse (ConfigurationError) to write to a storage that holds objects stored with the
+    other ``hide_names`` setting: a push would store a second copy under other names."""
+    if holds_other_naming(inner, root, hide_names, _is_object):
+        was = "false" if hide_names else "true"
+        raise ConfigurationError(
+            f"this secure remote now has hide_names = {str(hide_names).lower()}, but "
+            f"its storage holds objects stored with hide_names = {was}: pushing would "
+            "store a second copy of every object under other names (the old ones would "
+            "no longer be found)",
+            hint=f"set it back: dvc remote modify <remote> hide_names {was} (to change the "
+            "naming, push to a new, empty storage location instead)")

@@ -12,7 +12,7 @@ from functools import cached_property
 from dvc_secure.adapters.custody.registry import wrapper_for
 from dvc_secure.adapters.local.identity_store import identity_source, load_identity
 from dvc_secure.adapters.local.repo_keyring import load_trusted_keyrings
-from dvc_secure.core.format.names import derive_name_key
+from dvc_secure.core.format.names import NAMES_V1, derive_name_key, derive_remote_name_key
 from dvc_secure.core.format.primitives import SigningKeyPair
 from dvc_secure.core.keys.custody import data_keyset
 from dvc_secure.core.keys.identity import Identity
@@ -50,6 +50,17 @@ class RepoKeys:
     @cached_property
     def name_key(self) -> bytes:
         return derive_name_key(self.keyset.name_secret)
+
+    def remote_names(self, wraps: str, subpath: str = "") -> tuple[bytes, int]:
+        """(name key, name scheme) of the secure remote the newest keyring pins on storage
+        ``wraps`` (the repository's scheme-1 key where no pin gives it a name id)."""
+        policy = self.keyring.remotes
+        pin = next((p for p in policy.secure if (p.wraps, p.subpath) == (wraps, subpath)),
+                   None) if policy is not None else None
+        if pin is None or pin.names is None:
+            return self.name_key, NAMES_V1
+        return (derive_remote_name_key(self.keyset.name_secret, pin.names.id_bytes),
+                pin.names.scheme)
 
     @cached_property
     def writer_keys(self) -> frozenset[bytes]:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dvc_secure.core.format.names import NAME_ID_LEN, NAMES_V2, SUPPORTED_NAME_SCHEMES
+from dvc_secure.core.format.primitives import random_bytes
 from dvc_secure.errors import KeyringError
 
 _SCHEME = re.compile(r"^\w+://")
+_NAME_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _str(d: dict[str, Any], key: str, where: str, empty: bool = False) -> str:
@@ -36,6 +40,43 @@ def _bool(d: dict[str, Any], key: str, where: str) -> bool:
 
 
 @dataclass(frozen=True)
+class NamesPin:
+    """How a pinned secure remote names its objects (docs/spec/hidden-names.md §1): scheme 2
+    with the remote's random name id; ``legacy``: objects may still be stored under the
+    scheme-1 names of the repository (read, never written)."""
+
+    scheme: int
+    id: str  # 32 lowercase hex digits (16 random bytes), unique among the pinned remotes
+    legacy: bool
+    unknown: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.unknown, "scheme": self.scheme, "id": self.id, "legacy": self.legacy}
+
+    @property
+    def id_bytes(self) -> bytes:
+        return bytes.fromhex(self.id)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> NamesPin:
+        if not isinstance(d, dict):
+            raise KeyringError(f"keyring: {where}.names must be an object")
+        scheme = d.get("scheme")
+        if not isinstance(scheme, int) or isinstance(scheme, bool):
+            raise KeyringError(f"keyring: {where}.names.scheme must be an integer")
+        if scheme not in SUPPORTED_NAME_SCHEMES or scheme != NAMES_V2:
+            raise KeyringError(
+                f"keyring: {where} uses hidden-name scheme {scheme}, which this dvc-secure "
+                f"does not know (it reads scheme 1, the absence of 'names', and scheme 2)",
+                hint="upgrade dvc-secure: pip install -U dvc-secure")
+        name_id = d.get("id")
+        if not isinstance(name_id, str) or not _NAME_ID.match(name_id):
+            raise KeyringError(f"keyring: {where}.names.id must be 32 lowercase hex digits")
+        return cls(scheme=scheme, id=name_id, legacy=_bool(d, "legacy", f"{where}.names"),
+                   unknown={k: v for k, v in d.items() if k not in {"scheme", "id", "legacy"}})
+
+
+@dataclass(frozen=True)
 class SecureRemotePin:
     """One secure remote: ``<name>`` = ``secure://<wraps>[/<subpath>]``, ``<wraps>`` at ``url``."""
 
@@ -46,11 +87,13 @@ class SecureRemotePin:
     hide_names: bool
     allow_gc_sealed: bool
     unknown: dict[str, Any] = field(default_factory=dict)
+    names: NamesPin | None = None  # None: scheme 1 (pinned before name ids existed)
 
     def to_dict(self) -> dict[str, Any]:
+        names = {"names": self.names.to_dict()} if self.names is not None else {}
         return {**self.unknown, "name": self.name, "wraps": self.wraps, "subpath": self.subpath,
                 "url": self.url, "hide_names": self.hide_names,
-                "allow_gc_sealed": self.allow_gc_sealed}
+                "allow_gc_sealed": self.allow_gc_sealed, **names}
 
     @classmethod
     def from_dict(cls, d: Any) -> SecureRemotePin:
@@ -62,11 +105,12 @@ class SecureRemotePin:
         if subpath != subpath.strip("/") or "//" in subpath:
             raise KeyringError(f"keyring: {where}.subpath must have no leading, trailing or "
                                "doubled '/'")
-        known = {"name", "wraps", "subpath", "url", "hide_names", "allow_gc_sealed"}
+        known = {"name", "wraps", "subpath", "url", "hide_names", "allow_gc_sealed", "names"}
+        names = NamesPin.from_dict(d["names"], where) if "names" in d else None
         return cls(name=name, wraps=_str(d, "wraps", where), subpath=subpath,
                    url=_str(d, "url", where), hide_names=_bool(d, "hide_names", where),
                    allow_gc_sealed=_bool(d, "allow_gc_sealed", where),
-                   unknown={k: v for k, v in d.items() if k not in known})
+                   unknown={k: v for k, v in d.items() if k not in known}, names=names)
 
     @property
     def secure_url(self) -> str:
@@ -101,6 +145,10 @@ class RemotePolicy:
         names = [p.name for p in secure]
         if len(set(names)) != len(names):
             raise KeyringError("keyring: a pinned secure remote's name repeats")
+        ids = [p.names.id for p in secure if p.names is not None]
+        if len(set(ids)) != len(ids):
+            raise KeyringError("keyring: two pinned secure remotes have the same names.id (they "
+                               "would store objects under the same hidden names)")
         if any(p.wraps in names for p in secure):
             raise KeyringError("keyring: a pinned secure remote wraps another secure remote")
         if default is not None and default not in names:
@@ -115,6 +163,29 @@ class RemotePolicy:
 
     def wrapped_names(self) -> frozenset[str]:
         return frozenset(p.wraps for p in self.secure)
+
+    def configuration(self) -> RemotePolicy:
+        """The pin without its name ids: what ``.dvc/config`` can be compared with."""
+        return replace(self, secure=tuple(replace(p, names=None) for p in self.secure))
+
+
+def assign_names(policy: RemotePolicy, previous: RemotePolicy | None, *, fresh: bool,
+                 new_id: Callable[[], str] = lambda: random_bytes(NAME_ID_LEN).hex()
+                 ) -> RemotePolicy:
+    """``policy`` (DVC's configuration) with every remote's ``names``: kept from the previous
+    pin of the same name; else a new random id — with ``legacy`` unless scheme-1 objects
+    cannot exist there (``fresh``: a new keyring; or a remote new to a policy that already
+    pinned remotes, which DVC refused to use unpinned)."""
+    pins = []
+    for p in policy.secure:
+        old = previous.pin(p.name) if previous is not None else None
+        if old is not None and old.names is not None:
+            names = old.names
+        else:
+            legacy = not fresh and (previous is None or old is not None)
+            names = NamesPin(scheme=NAMES_V2, id=new_id(), legacy=legacy)
+        pins.append(replace(p, names=names))
+    return replace(policy, secure=tuple(pins))
 
 
 @dataclass(frozen=True)
@@ -164,3 +235,16 @@ def pin_problems(policy: RemotePolicy, remote: ConfiguredRemote, default: str | 
         problems.append(f"the default remote (core.remote) is '{default or ''}', the policy "
                         f"pins '{policy.default}'")
     return problems
+
+
+def mark_names_migrated(policy: RemotePolicy, remotes: Iterable[str]) -> RemotePolicy:
+    """``policy`` with scheme-1 names no longer read on ``remotes`` (migration finished)."""
+    wanted = set(remotes)
+    unknown = sorted(wanted - {p.name for p in policy.secure if p.names is not None})
+    if unknown:
+        raise KeyringError(f"no pinned secure remote with its own hidden names is called "
+                           f"{', '.join(repr(u) for u in unknown)}",
+                           hint="'dvc-secure remote-policy' lists the pinned remotes")
+    return replace(policy, secure=tuple(
+        replace(p, names=replace(p.names, legacy=False))
+        if p.name in wanted and p.names is not None else p for p in policy.secure))

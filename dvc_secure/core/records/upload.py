@@ -21,6 +21,7 @@ from dvc_secure.errors import UploadRecordError
 
 RECORD_FORMAT = "dvc-secure-upload-record"
 RECORD_VERSION = 1
+REMOTE_INDEX = "remote_index"  # optional: the sealed index these objects stand for (§3a)
 SIGN_LABEL = b"dvc-secure/v1/upload-record-signature\x00"
 UPLOAD_DIR = "dvc-secure/uploads"  # relative to the secure remote's storage root
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -108,14 +109,23 @@ class UploadRecord:
     def valid_signers(self, keys: Mapping[str, bytes]) -> list[str]:
         return valid_signers(self.signatures, keys, SIGN_LABEL + self.canonical_bytes())
 
+    @property
+    def remote_index(self) -> str | None:
+        """The sealed remote index whose objects these exactly are, stored under this
+        remote's own hidden names (docs/spec/repair.md §3a); None: a plain upload record."""
+        value = dict(self.unknown).get(REMOTE_INDEX)
+        return value if isinstance(value, str) else None
+
     @classmethod
     def create(cls, keyring_id: str, epoch: int, created: str,
-               objects: Iterable[UploadedObject]) -> UploadRecord:
+               objects: Iterable[UploadedObject], remote_index: str | None = None
+               ) -> UploadRecord:
         """An unsigned record; the same path listed twice keeps the last-written bytes."""
         by_path: dict[str, UploadedObject] = {}
         for o in objects:
             by_path[o.path] = o
-        return cls(keyring_id, epoch, created, tuple(sorted(by_path.values())))
+        extra = ((REMOTE_INDEX, remote_index),) if remote_index is not None else ()
+        return cls(keyring_id, epoch, created, tuple(sorted(by_path.values())), unknown=extra)
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> UploadRecord:
@@ -132,6 +142,9 @@ class UploadRecord:
         entries = tuple(UploadedObject.from_dict(o, where) for o in objects)
         if len({e.path for e in entries}) != len(entries):
             raise _bad(where, "a storage path is listed twice")
+        index = s.get(REMOTE_INDEX)
+        if REMOTE_INDEX in s and (not isinstance(index, str) or not _HEX64.fullmatch(index)):
+            raise _bad(where, f"'{REMOTE_INDEX}' must be 64 lowercase hex digits")
         return cls(keyring_id=keyring_id, epoch=epoch, created=created,
                    objects=tuple(sorted(entries)),
                    signatures=envelope.signatures_of(doc, where, _bad),
@@ -173,12 +186,22 @@ class Attestations:
 
     def __init__(self, records: Iterable[UploadRecord] = ()) -> None:
         self._map: dict[str, set[tuple[str, int]]] = {}
+        self._index: dict[str, list[tuple[str, tuple[UploadedObject, ...]]]] = {}
         for record in records:
             self.add(record)
 
     def add(self, record: UploadRecord) -> None:
         for o in record.objects:
             self._map.setdefault(o.path, set()).add((o.sha256, o.size))
+        if record.remote_index is not None:
+            self._index.setdefault(record.remote_index, []).append(
+                (record.created, record.objects))
+
+    def index_objects(self, digest: str, count: int) -> tuple[UploadedObject, ...] | None:
+        """The objects of sealed remote index ``digest`` as a writer recorded storing them
+        here under other names (the newest record listing exactly ``count``); None if none."""
+        fits = sorted((c, objs) for c, objs in self._index.get(digest, ()) if len(objs) == count)
+        return fits[-1][1] if fits else None
 
     def __bool__(self) -> bool:
         return bool(self._map)

@@ -152,6 +152,15 @@ class Presence:
             fs.inner.upload_fobj(io.BytesIO(data), path)
         local.unlink(missing_ok=True)
 
+    @staticmethod
+    def _renamed(fs: Any, path: str) -> bool:
+        """Is the object stored under this remote's own name for it (sealed before a
+        migration of its hidden names, docs/spec/hidden-names.md §9)?"""
+        from dvc_secure.services.remote_check import relocated
+
+        moved = relocated(fs, path)
+        return moved is not None and bool(fs.inner.exists(fs.storage_path(moved)))
+
     def missing(self, item: NewOutput) -> list[str]:
         """Storage paths (or object ids) of this output that the remote does not have."""
         from dvc_secure.core.sidecar.remote_index import index_storage_path, parse_index
@@ -169,7 +178,8 @@ class Presence:
             except FileNotFoundError:
                 return [index_storage_path(out.remote_index)]
             return [e.path for e in entries
-                    if not inner.exists(fs.storage_path(e.path))]  # type: ignore[attr-defined]
+                    if not inner.exists(fs.storage_path(e.path))  # type: ignore[attr-defined]
+                    and not self._renamed(fs, e.path)]
         oids = [out.oid]
         if out.is_dir:
             listing = self.root / ".dvc" / "cache" / "files" / "md5" / out.oid[:2] / out.oid[2:]

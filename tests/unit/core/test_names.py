@@ -113,3 +113,56 @@ def test_nul_in_name_refused() -> None:
 def test_name_key_is_hkdf_of_the_name_secret() -> None:
     assert len(KEY) == 64
     assert derive_name_key(b"\x01" * 32) != derive_name_key(b"\x02" * 32)
+
+
+# --- scheme 2: the secure remote's name id bound into the name key (§1) --------------------
+
+SECRET = hashlib.sha256(b"unit test name secret").digest()
+VAULT_ID, BACKUP_ID = bytes(range(16)), bytes(range(16, 32))
+
+
+def test_remote_name_key_is_hkdf_with_the_name_id_in_info() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from dvc_secure.core.format.names import derive_remote_name_key
+
+    info = b"dvc-secure/v2/names\x00" + VAULT_ID
+    assert derive_remote_name_key(SECRET, VAULT_ID) == \
+        HKDF(hashes.SHA256(), 64, None, info).derive(SECRET)
+    assert derive_remote_name_key(SECRET, VAULT_ID) != derive_remote_name_key(SECRET, BACKUP_ID)
+    assert derive_remote_name_key(SECRET, VAULT_ID) != derive_name_key(SECRET)
+    with pytest.raises(ValueError):
+        derive_remote_name_key(SECRET, VAULT_ID[:15])
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=md5_paths)
+def test_two_remotes_never_share_a_name_and_each_reveals_only_its_own(name: str) -> None:
+    from dvc_secure.core.format.names import NAMES_V1, NAMES_V2, derive_remote_name_key
+
+    vault, backup = (derive_remote_name_key(SECRET, i) for i in (VAULT_ID, BACKUP_ID))
+    on_vault, on_backup = hide_name(vault, name, NAMES_V2), hide_name(backup, name, NAMES_V2)
+    old = hide_name(derive_name_key(SECRET), name, NAMES_V1)
+    assert len({on_vault, on_backup, old}) == 3
+    assert reveal_name(vault, on_vault, NAMES_V2) == name
+    assert reveal_name(vault, on_backup, NAMES_V2) is None
+    assert reveal_name(backup, on_vault, NAMES_V2) is None
+    assert reveal_name(vault, old, NAMES_V2) is None  # scheme 1 is read only as scheme 1
+    assert reveal_name(derive_name_key(SECRET), old, NAMES_V1) == name
+    assert len(on_vault) == len(old)  # the scheme does not show in the name
+
+
+def test_same_key_other_scheme_does_not_reveal() -> None:
+    from dvc_secure.core.format.names import NAMES_V1, NAMES_V2
+
+    hidden = hide_name(KEY, "files/md5/ab/" + "c" * 30, NAMES_V2)
+    assert reveal_name(KEY, hidden, NAMES_V1) is None
+
+
+@pytest.mark.parametrize("scheme", [0, 3, 255])
+def test_unknown_scheme_refused(scheme: int) -> None:
+    with pytest.raises(ValueError, match="unsupported hidden-name scheme"):
+        hide_name(KEY, "files/md5/ab/cd", scheme)
+    with pytest.raises(ValueError, match="unsupported hidden-name scheme"):
+        reveal_name(KEY, hide_name(KEY, "files/md5/ab/cd"), scheme)
