@@ -107,6 +107,7 @@ def _load_admin(dvc_dir: Path, env: Mapping[str, str] | None) -> _Admin:
         raise AccessDeniedError(
             f"your identity's signing key is not the one the keyring lists for '{member.name}'",
             hint="use the identity file you were granted with (DVC_SECURE_IDENTITY_FILE)")
+    changes.check_may_govern(member, _today())
     base = rings.committed
     if base.digest != ring.digest and (ring.previous != base.digest
                                        or ring.policy_version != base.policy_version + 1):
@@ -331,6 +332,7 @@ def approve(dvc_dir: Path, *, discard: bool = False,
             or member.signing_key != identity.signing_key:
         raise AccessDeniedError("only an admin may approve a pending keyring change",
                                 hint="ask one of the admins listed by 'dvc-secure members'")
+    changes.check_may_govern(member, _today())
     pending.sign(identity.signing)
     return _settle(Path(dvc_dir), prev, pending,
                    [f"approved policy version {pending.policy_version} as '{member.name}'"])

@@ -194,3 +194,17 @@ def check_may_seal(member: Member | None, today: dt.date) -> Member:
             f"{member.role} --expires YYYY-MM-DD'",
         )
     return member
+
+
+def check_may_govern(member: Member, today: dt.date) -> Member:
+    """Changing the policy (members, keys, threshold, remote pins) or approving a change
+    needs an admin grant that has not expired: an expired admin would otherwise renew
+    himself."""
+    if member.expired(today):
+        raise AccessDeniedError(
+            f"the grant of '{member.name}' expired on {member.expires}: changing or approving "
+            "the keyring is refused",
+            hint="ask another admin to renew it: 'dvc-secure grant <recipient> --role admin "
+            "--expires YYYY-MM-DD'",
+        )
+    return member
