@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DVC, DVC_SECURE, run
+from tests.conftest import DVC_SECURE, run
 from tests.integration.attacks.helpers import add_and_push, finding_codes
 from tests.integration.secure_helpers import check_failed, days_later
 from tests.integration.test_access import (
