@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dvc_secure.adapters.local.identity_store import load_identity
@@ -125,3 +126,38 @@ def test_attack_commit_with_hooks_bypassed_is_caught_by_the_ci_gate(make_secure_
     repo.git("commit", "-q", "--no-verify", "-am", "v2 without hooks")
     rc, codes = finding_codes(repo, "--rev", f"{base}..HEAD")
     assert rc == 1 and "metafile-not-bound" in codes, codes
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a fresh clone (no trust pin in .git) with no keyring in the workspace has no remote pin "
+    "to enforce, so DVC pushes plaintext to the attacker's plain default remote; only the CI "
+    "gate's verify (keyring-removed) sees the deletion, and only if it runs before the push. "
+    "Fix needed in adapters.dvc.remote_pin.policy_of: with no keyring and no trust pin, "
+    "refuse when HEAD's history holds a keyring that pins remotes (a history walk, or a "
+    "'git log -1 -- .dvc/secure/keyring.json'; it must stay off the fast path of plain DVC "
+    "repositories, which is why it is not done here without the lead's review)"))
+def test_attack_keyring_deleted_and_plain_default_remote_reach_a_fresh_clone(
+        pushed_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """One commit deletes the keyring (which holds the remote pin) and makes a plain remote
+    of the attacker's the default. A clone that already trusts the policy refuses
+    (``test_config_attacks.py::test_keyring_deleted_by_commit_cannot_unpin_remotes``); here
+    the victim is a *fresh* clone, e.g. a CI job that produces data and pushes it."""
+    from tests.integration.secure_helpers import MARKER, files_under
+
+    repo = pushed_repo
+    evil = tmp_path / "attacker-storage"
+    repo.git("rm", "-q", KEYRING)
+    repo.dvc("remote", "add", "evil", str(evil))
+    repo.dvc("remote", "default", "evil")
+    repo.git("add", ".dvc/config")
+    repo.git("commit", "-q", "-m", "simplify storage")
+    rc, codes = finding_codes(repo, "--rev", "HEAD~1..HEAD")
+    assert rc == 1 and "keyring-removed" in codes, codes
+
+    clone = tmp_path / "ci-clone"
+    run(["git", "clone", "-q", str(repo.root), str(clone)], tmp_path, repo.env)
+    (clone / "out.txt").write_bytes(MARKER + b" produced by the job\n")
+    run([*DVC, "add", "-q", "out.txt"], clone, repo.env)
+    proc = run([*DVC, "push"], clone, repo.env, check=False)
+    leaked = [p for p in files_under(evil) if MARKER in p.read_bytes()]
+    assert proc.returncode != 0 and not leaked, (proc.stdout + proc.stderr, leaked)
