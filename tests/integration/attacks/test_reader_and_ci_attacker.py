@@ -140,3 +140,28 @@ def test_attack_garbled_ci_identity_variable_is_never_echoed(pushed_repo: Secure
         for fragment in ("QQQSECRETVALUE", "R0TECT1NG", "1TRUNC"):
             assert fragment.lower() not in text.lower(), text
     assert not (repo.root / "model.bin").exists()
+
+
+def test_attack_ci_log_of_verbose_and_diagnostic_commands_carries_no_identity(
+        pushed_repo: SecureRepo) -> None:
+    """Whoever reads a CI log (every contributor, often the public) looks for the identity
+    in what the job printed: verbose DVC output, diagnostics, failures."""
+    repo = pushed_repo
+    env = _ci_env(repo, repo.identity_file)
+    secrets = secrets_of(repo)
+    wipe(repo, "model.bin")
+    commands = [
+        [*DVC, "pull", "-v", "model.bin.dvc"],
+        [*DVC, "doctor"],
+        [*DVC, "config", "--list"],
+        [*DVC, "pull", "no-such-file.dvc"],
+        [*DVC_SECURE, "doctor"],
+        [*DVC_SECURE, "whoami"],
+        [*DVC_SECURE, "verify", "--json"],
+        [*DVC_SECURE, "seal", "no-such-file.dvc"],
+    ]
+    for cmd in commands:
+        proc = run(cmd, repo.root, env, check=False)
+        assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+        assert_no_key_material(proc.stdout + proc.stderr, secrets)
+    assert (repo.root / "model.bin").is_file()  # the identity did work
