@@ -333,9 +333,13 @@ def approve(dvc_dir: Path, *, discard: bool = False,
         raise AccessDeniedError("only an admin may approve a pending keyring change",
                                 hint="ask one of the admins listed by 'dvc-secure members'")
     changes.check_may_govern(member, _today())
+    signed_by = [m.name for m in prev.members
+                 if m.signing_key and m.signing_keyid in pending.signed_by(prev.admin_keys())]
+    summary = [f"approved policy version {pending.policy_version} as '{member.name}'; it",
+               *(f"  {line}" for line in changes.describe_change(prev, pending)),
+               f"  was signed before by: {', '.join(signed_by) or 'none of the current admins'}"]
     pending.sign(identity.signing)
-    return _settle(Path(dvc_dir), prev, pending,
-                   [f"approved policy version {pending.policy_version} as '{member.name}'"])
+    return _settle(Path(dvc_dir), prev, pending, summary)
 
 
 def _discard(dvc_dir: Path, pending: Keyring | None,

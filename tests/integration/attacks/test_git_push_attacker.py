@@ -161,3 +161,42 @@ def test_attack_keyring_deleted_and_plain_default_remote_reach_a_fresh_clone(
     proc = run([*DVC, "push"], clone, repo.env, check=False)
     leaked = [p for p in files_under(evil) if MARKER in p.read_bytes()]
     assert proc.returncode != 0 and not leaked, (proc.stdout + proc.stderr, leaked)
+
+
+def test_attack_pending_change_swapped_before_the_second_admin_approves(
+        make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With a threshold of 2, a change waits in the committed ``keyring.pending.json`` for a
+    second admin. Carol, granted reader by that change and able to push to git, edits the
+    pending file: she becomes admin, with her signing key. Alice's signature no longer
+    covers it, so one approval does not apply it; ``approve`` shows every admin what they
+    sign, and who signed it before, so nobody approves it blind (was: "approved policy
+    version N" and nothing else)."""
+    repo = make_secure_repo()
+    bob = Person(repo, tmp_path, "bob")
+    grant(repo, bob, "admin")
+    repo.secure("threshold", "2")
+    bob.secure("approve")
+    commit_keyring(repo, "threshold 2")
+    carol = Person(repo, tmp_path, "carol")
+    keyring = (repo.root / KEYRING).read_bytes()
+
+    repo.secure("grant", carol.recipient, "--role", "reader", "--name", "carol")
+    commit_keyring(repo, "grant carol reader (pending)")
+    pending = repo.root / ".dvc/secure/keyring.pending.json"
+    honest = Keyring.from_json(pending.read_text())
+    swapped = Keyring.from_json(honest.to_json())
+    member = next(m for m in swapped.members if m.name == "carol")
+    member.role, member.signing_key = "admin", carol.signing_key
+    pending.write_text(swapped.to_json())
+    commit_keyring(repo, "pending: fix carol's grant")
+
+    out = bob.secure("approve").stdout
+    assert "adds member 'carol' as admin" in out, out
+    assert "signed before by: none of the current admins" in out, out
+    assert "PENDING: 1 of 2" in out, out
+    assert (repo.root / KEYRING).read_bytes() == keyring  # not in effect
+    # the honest change, approved, says what it is and who proposed it
+    repo.secure("approve", "--discard")
+    repo.secure("grant", carol.recipient, "--role", "reader", "--name", "carol")
+    out = bob.secure("approve").stdout
+    assert "adds member 'carol' as reader" in out and "signed before by: alice" in out, out
