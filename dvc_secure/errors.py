@@ -106,6 +106,10 @@ class UploadRecordError(ConfigurationError):
     """An upload record (docs/spec/repair.md) is malformed; verify --remote ignores it."""
 
 
+class NotPushedError(ConfigurationError):
+    """Sealing needs the objects on the remote (to pin their ciphertext)."""
+
+
 class IncidentRecordError(ConfigurationError):
     """An incident record (.dvc/secure/incidents/) is malformed or not validly signed."""
 
@@ -127,6 +131,14 @@ class AuditLogError(DvcSecureError):
 
 
 # --- object format failures (exit code 1) -----------------------------------------
+
+
+class AuditBoxError(AuditLogError):
+    """An audit event envelope that does not parse or does not authenticate (corrupted or edited)."""
+
+
+class RestoreMismatchError(DvcSecureError):
+    """The restored content does not hash to what the old version sealed."""
 
 
 class ObjectFormatError(DvcSecureError):
@@ -183,3 +195,22 @@ class UntrustedSignerError(SignatureError):
 
 class ContentMismatchError(SignatureError):
     """A former signer's object whose content is not what its name (content hash) says."""
+
+
+# --- key custody: KMS and hardware tokens (docs/custody.md) ------------------------
+
+
+class CustodyError(ConfigurationError):
+    """A key kept in a KMS or on a hardware token could not be used (refused, missing,
+    disabled, deleted, unsupported), or the optional extra that reaches it is not installed."""
+    default_hint = "see docs/custody.md for the set-up of KMS keys and PKCS#11 tokens"
+
+
+class KmsDeniedError(CustodyError):
+    """The KMS refused to unwrap (IAM denial, key disabled, pending deletion or deleted)."""
+    default_hint = ("ask whoever administers the KMS key for decrypt permission; a disabled or "
+                    "deleted key makes the data of its epochs unreadable for everyone")
+
+
+class TokenMechanismError(CustodyError):
+    """A PKCS#11 token lacks a mechanism dvc-secure needs."""

@@ -34,6 +34,15 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && command -v ap
         faketime >/dev/null
 fi
 
+# SoftHSM2: the PKCS#11 token of tests/integration/custody (each test session initialises a
+# throwaway token in a temporary directory; nothing system-wide is configured)
+if ! command -v softhsm2-util >/dev/null && command -v apt-get >/dev/null; then
+    echo "installing softhsm2"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+        softhsm2 >/dev/null
+fi
+
 if [ ! -x .ci-tools/node_modules/.bin/azurite-blob ]; then
     if ! command -v npm >/dev/null; then
         echo "installing nodejs + npm"
@@ -50,9 +59,9 @@ fi
 "$PY" - <<'PYEOF'
 import importlib.util, sys
 missing = [m for m in ("moto", "boto3", "gcp_storage_emulator", "dvc_ssh", "dvc_s3",
-                       "dvc_azure", "dvc_gs") if importlib.util.find_spec(m) is None]
+                       "dvc_azure", "dvc_gs", "pkcs11") if importlib.util.find_spec(m) is None]
 if missing:
     sys.exit(f"missing Python packages for the backend tests: {', '.join(missing)} "
-             "(pip install -e '.[test]')")
+             "(pip install -e '.[test,aws-kms,pkcs11]')")
 PYEOF
 echo "backend test servers: sshd $(/usr/sbin/sshd -V 2>&1 | head -1 || true); azurite $(.ci-tools/node_modules/.bin/azurite-blob --version 2>/dev/null || echo '?')"

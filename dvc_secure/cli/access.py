@@ -119,8 +119,9 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_rotate(args: argparse.Namespace) -> int:
     from dvc_secure.services.access import rotate
 
+    kms = "" if getattr(args, "no_kms", False) else getattr(args, "kms", None)
     result = rotate(_dvc_dir(), reencrypt=args.reencrypt,
-                    progress=_progress if args.reencrypt else None)
+                    progress=_progress if args.reencrypt else None, kms=kms)
     return _report(result, "rotate")
 
 
@@ -220,6 +221,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             p.add_argument("member", metavar="MEMBER", help="name, recipient or key fingerprint")
         p.add_argument("--reencrypt", action="store_true",
                        help="also re-encrypt the objects of current revisions under the new epoch")
+        if name == "rotate":  # docs/custody.md: require (or change, or drop) a KMS key
+            kms = p.add_mutually_exclusive_group()
+            kms.add_argument("--kms", metavar="URI", help="also wrap this and every later epoch's "
+                             "data key by this KMS key (aws-kms://<key id, alias/NAME or ARN>)")
+            kms.add_argument("--no-kms", action="store_true",
+                             help="stop requiring a KMS key from the new epoch on")
         p.set_defaults(func=cmd_revoke if name == "revoke" else cmd_rotate)
 
     p = sub.add_parser("reencrypt", help="re-encrypt current revisions under the current key "

@@ -31,6 +31,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         raise ConfigurationError("--keyring-user only applies to --store os-keyring",
                                  hint="add --store os-keyring, or drop --keyring-user")
     path = Path(args.output) if args.output else store.default_output_path()
+    if args.pkcs11 or args.token:  # keys generated on the token, never leaving it
+        return _keygen_on_token(args, path)
     identity = Identity.generate()
     # the passphrase comes from DVC_SECURE_PASSPHRASE[_FILE] or a TTY prompt, never argv
     secret = store.read_passphrase(source="the new identity", confirm=True) if args.passphrase else None
@@ -47,6 +49,21 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     else:
         store.save_identity(identity, path, _now(), force=args.force)
         print(f"identity written to {path} (mode 0600; keep it secret, never commit it)", file=sys.stderr)
+    print(f"recipient: {identity.recipient}")
+    print(f"signing-key: {identity.signing_key}")
+    return EXIT_OK
+
+
+def _keygen_on_token(args: argparse.Namespace, path: Path) -> int:
+    from dvc_secure.services.custody import keygen_on_token
+
+    if not (args.pkcs11 and args.token) or args.passphrase or args.store != "file":
+        raise ConfigurationError("--pkcs11 MODULE and --token LABEL go together, without "
+                                 "--passphrase or --store (the token's PIN protects the keys)",
+                                 hint="dvc-secure keygen --pkcs11 /path/to/module.so --token LABEL")
+    identity, where = keygen_on_token(args.pkcs11, args.token, path, args.force)
+    print(f"keys generated on {where}; identity file (no secret) written to {path}",
+          file=sys.stderr)
     print(f"recipient: {identity.recipient}")
     print(f"signing-key: {identity.signing_key}")
     return EXIT_OK
@@ -73,6 +90,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     repo = find_repo()
     identity = load_identity()
+    kms = None
+    if args.kms:  # docs/custody.md; validated (and the KMS reached) before anything is written
+        from dvc_secure.services.custody import parse_kms_uri
+
+        kms = parse_kms_uri(args.kms)
     if args.remote:  # validate everything before creating anything
         add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default,
                           dry_run=True)
@@ -85,7 +107,18 @@ def cmd_init(args: argparse.Namespace) -> int:
                 f"{path} already exists and your identity is not a member of it",
                 hint="ask one of its admins for 'dvc-secure grant'",
             )
+        if kms is not None:
+            raise ConfigurationError(
+                f"{path} already exists: --kms applies to a new keyring only",
+                hint=f"require the KMS key by a signed change: dvc-secure rotate --kms {args.kms}")
         print(f"keyring already initialised ({path.relative_to(repo.root)})", file=sys.stderr)
+    else:  # created (and KMS-wrapped) before anything is written; signed and saved below
+        name = args.member_name or _default_member_name()
+        ring = Keyring.create(identity, name, _now())
+        if kms is not None:
+            from dvc_secure.services.custody import require_kms_at_creation
+
+            require_kms_at_creation(ring, kms)
     if args.remote:
         url = add_secure_remote(repo, args.remote, args.name, make_default=not args.no_default)
         default = "" if args.no_default else " (default)"
@@ -93,11 +126,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     if not existed:
         from dvc_secure.adapters.dvc.remote_pin import current_policy
 
-        name = args.member_name or _default_member_name()
-        ring = Keyring.create(identity, name, _now())
         # the secure remotes and the default, pinned in the signed policy (keyring.md §4b)
         ring.remotes = current_policy(repo.dvc_dir)
-        if ring.remotes is not None and identity.signing is not None:
+        if (ring.remotes is not None or kms is not None) and identity.signing is not None:
             ring.sign(identity.signing)
         save_keyring(repo.dvc_dir, ring)
         pinned = f", pinned remotes: {', '.join(p.name for p in ring.remotes.secure)}" \
@@ -338,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "'keyring' package), with a pointer file (no secret) at the usual path")
     p.add_argument("--keyring-user", metavar="NAME",
                    help="user name of the OS keyring entry (service 'dvc-secure'; default: your login)")
+    p.add_argument("--pkcs11", metavar="MODULE", help="generate the keys on a PKCS#11 token through "
+                   "this module (needs dvc-secure[pkcs11]; PIN from $DVC_SECURE_PKCS11_PIN_FILE, "
+                   "$DVC_SECURE_PKCS11_PIN or the terminal; docs/custody.md)")
+    p.add_argument("--token", metavar="LABEL", help="label of the token (with --pkcs11)")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("whoami", help="print the current identity's public keys and where it is stored")
@@ -348,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="vault", help="name of the secure remote (default: vault)")
     p.add_argument("--no-default", action="store_true", help="do not make it the default remote")
     p.add_argument("--member-name", metavar="NAME", help="your name in the keyring (default: login)")
+    p.add_argument("--kms", metavar="URI", help="also wrap every epoch's data key by this KMS key: "
+                   "aws-kms://<key id, alias/NAME or ARN> (needs dvc-secure[aws-kms]; docs/custody.md)")
     p.add_argument("--seal-existing", action=argparse.BooleanOptionalAction, default=None,
                    help="push the data DVC already tracks to the secure remote and seal it as "
                    "version 1 (default: ask on a terminal, otherwise no)")

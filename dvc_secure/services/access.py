@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dvc_secure.adapters.custody.registry import wrapper_for
 from dvc_secure.adapters.local.identity_store import load_identity
 from dvc_secure.adapters.local.reencrypt_state import (
     interrupted_reencryption,
@@ -27,6 +28,7 @@ from dvc_secure.adapters.local.repo_keyring import (
     save_keyring,
     save_pending,
 )
+from dvc_secure.core.keys import custody
 from dvc_secure.core.keys import policy_changes as changes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
@@ -133,6 +135,9 @@ def _apply(admin: _Admin, nxt: Keyring, summary: list[str]) -> ChangeResult:
         summary = [*summary, f"folded into the uncommitted policy version "
                    f"{nxt.policy_version} (one version per commit; version "
                    f"{admin.base.policy_version} is committed)"]
+    if custody.complete_new_epoch(nxt, wrapper_for):  # a KMS-wrapped keyring (keyring.md §5a)
+        summary = [*summary, f"key epoch {nxt.current_epoch} is also wrapped by "
+                   f"{custody.required_kms(nxt).uri}"]  # type: ignore[union-attr]
     nxt.sign(admin.identity.signing)
     return _settle(admin.dvc_dir, admin.base, nxt, summary)
 
@@ -263,13 +268,18 @@ def revoke(dvc_dir: Path, *, member: str, reencrypt: bool = False,
 
 def rotate(dvc_dir: Path, *, reencrypt: bool = False,
            progress: Callable[[int, int], None] | None = None,
-           env: Mapping[str, str] | None = None) -> ChangeResult:
+           env: Mapping[str, str] | None = None, kms: str | None = None) -> ChangeResult:
+    """``kms``: a KMS key URI the new epoch (and every later one) must also be wrapped by,
+    or "" to stop requiring one (docs/custody.md); None leaves the requirement as it is."""
     refuse_if_pending(dvc_dir)
     admin = _load_admin(dvc_dir, env)
     if reencrypt and _resumable(Path(dvc_dir), admin.ring):
         return _resume(Path(dvc_dir), admin.ring, progress, "dvc-secure rotate --reencrypt")
     nxt, dropped = changes.rotate(admin.ring, admin.keys, now=_now(), today=_today())
     summary = [f"new key epoch {nxt.current_epoch}, wrapped to {len(nxt.members)} member(s)"]
+    if kms is not None:
+        custody.require_kms(nxt, custody.parse_kms_uri(kms) if kms else None)
+        summary.append(f"KMS requirement: {kms or 'none'}")
     summary += [f"dropped '{n}' (grant expired)" for n in dropped]
     result = _apply(admin, nxt, summary)
     result.dropped = dropped

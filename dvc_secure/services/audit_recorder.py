@@ -29,11 +29,11 @@ from dvc_secure.core.audit.model import (
     storage_name,
     verify_log,
 )
-from dvc_secure.core.format.audit_box import AuditBoxError, open_event, seal_event
+from dvc_secure.core.format.audit_box import open_event, seal_event
 from dvc_secure.core.format.primitives import random_bytes
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring
-from dvc_secure.errors import AuditLogError, DvcSecureError, NoKeyForEpochError
+from dvc_secure.errors import AuditBoxError, AuditLogError, DvcSecureError, NoKeyForEpochError
 
 if TYPE_CHECKING:
     from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec

@@ -12,13 +12,9 @@ from pathlib import Path
 
 from dvc_secure.adapters.git.history import SnapshotReader, normalise_metafile, open_repository
 from dvc_secure.core.sidecar.model import Sidecar, sidecar_path_for
-from dvc_secure.errors import ConfigurationError, DvcSecureError
+from dvc_secure.errors import ConfigurationError, RestoreMismatchError
 from dvc_secure.services.history_check import dataset_log
 from dvc_secure.services.sealing import seal_metafiles
-
-
-class RestoreMismatchError(DvcSecureError):
-    """The restored content does not hash to what the old version sealed."""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from dvc_secure.core.sidecar.model import (
     sidecar_path_for,
 )
 from dvc_secure.core.sidecar.remote_index import StoredObject, build_index, index_storage_path
-from dvc_secure.errors import ConfigurationError, SidecarError
+from dvc_secure.errors import ConfigurationError, NotPushedError, SidecarError
 
 if TYPE_CHECKING:  # DVC is imported only when a remote is really opened
     from dvc_secure.adapters.dvc.remote_access import SecureRemotes
@@ -329,10 +329,6 @@ class RemoteIndexer:
         path = manifest_rel(digest)
         if not fs.exists(path):
             fs.upload_stream(io.BytesIO(data), path, size=len(data))
-
-
-class NotPushedError(ConfigurationError):
-    """Sealing needs the objects on the remote (to pin their ciphertext)."""
 
 
 def bind_journal(dvc_dir: Path, name: str, fs: SecureFsspec) -> None:

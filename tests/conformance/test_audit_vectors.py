@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dvc_secure.core.audit.model import AuditEvent, Entry, Signer, verify_log
-from dvc_secure.core.format.audit_box import AuditBoxError, open_event
+from dvc_secure.core.format.audit_box import open_event
+from dvc_secure.errors import AuditBoxError
 from fixtures.audit import generate_vectors
 
 FIXTURES = Path(generate_vectors.__file__).parent

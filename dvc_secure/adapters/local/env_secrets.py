@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-SECRET_VARS = ("DVC_SECURE_IDENTITY", "DVC_SECURE_PASSPHRASE")
+SECRET_VARS = ("DVC_SECURE_IDENTITY", "DVC_SECURE_PASSPHRASE", "DVC_SECURE_PKCS11_PIN")
 
 _taken: dict[str, str] = {}
 

@@ -43,7 +43,10 @@ _POINTER_LINE = re.compile(
     rf"{POINTER_TAG} (?P<version>\S+) service=(?P<service>\S*) user=(?P<user>\S*)"
 )
 
-Kind = Literal["plain", "protected", "pointer"]
+# an identity on a PKCS#11 token (adapters/custody/pkcs11_token.py; no secret in the text)
+TOKEN_TAG = "DVC-SECURE-PKCS11"
+
+Kind = Literal["plain", "protected", "pointer", "pkcs11"]
 Prompt = Callable[[str], str]
 
 
@@ -57,6 +60,8 @@ def text_kind(text: str) -> Kind:
             return "protected"
         if line.startswith(POINTER_TAG + " ") or line == POINTER_TAG:
             return "pointer"
+        if line.startswith(TOKEN_TAG + " "):
+            return "pkcs11"
         return "plain"
     return "plain"
 
@@ -148,6 +153,8 @@ def identity_source(env: Mapping[str, str] | None = None) -> str:
             return f"{KeyringPointer.from_text(text, str(path)).describe()} (pointer file {path})"
         except IdentityError:
             return f"OS keyring pointer file {path} (malformed)"
+    if kind == "pkcs11":
+        return f"PKCS#11 token identity file {path}"
     return f"file {path}"
 
 
@@ -209,6 +216,10 @@ def load_identity(env: Mapping[str, str] | None = None, prompt: Prompt | None = 
 def _decode(text: str, source: str, env: Mapping[str, str], prompt: Prompt | None) -> Identity:
     if text_kind(text) == "plain":
         return Identity.from_text(text, source)
+    if text_kind(text) == "pkcs11":  # keys on a token (docs/custody.md)
+        from dvc_secure.adapters.custody.pkcs11_token import load_token_identity
+
+        return load_token_identity(text, source, env, prompt)
     from dvc_secure.core.format import passphrase as pp
 
     pp.parse(text, source)  # structure and bounds first: no prompt for a broken file
@@ -360,6 +371,12 @@ def _claim(path: Path, force: bool) -> None:
                 hint="use --output for a new file, or --force if you really mean to replace it",
             )
         path.unlink()
+
+
+def save_identity_text(path: Path, text: str, force: bool = False) -> None:
+    """Write an identity text made elsewhere (a PKCS#11 token's, which holds no secret)."""
+    _claim(path, force)
+    write_secret_file(path, text)
 
 
 def save_identity(identity: Identity, path: Path, created: str, force: bool = False) -> None:

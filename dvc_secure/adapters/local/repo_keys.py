@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from dvc_secure.adapters.custody.registry import wrapper_for
 from dvc_secure.adapters.local.identity_store import identity_source, load_identity
 from dvc_secure.adapters.local.repo_keyring import load_trusted_keyrings
 from dvc_secure.core.format.names import derive_name_key
 from dvc_secure.core.format.primitives import SigningKeyPair
+from dvc_secure.core.keys.custody import data_keyset
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
 from dvc_secure.core.keys.policy_changes import check_may_seal
@@ -143,6 +145,8 @@ class LazyRepoKeys:
         except KeyringError as exc:
             exc.message += f" [identity: {identity_source(self._env)}]"
             raise
+        # KMS-wrapped epochs (keyring.md §6a): their data keys also need the KMS, on first use
+        keyset = data_keyset(keyset, [rings.newest, rings.workspace], wrapper_for)
         return RepoKeys(keyring=rings.newest, identity=identity, keyset=keyset,
                         reencrypted_to=reencrypted_epoch(self._dvc_dir, rings.newest))
 

@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dvc_secure.core.format.primitives import hkdf_sha256
-from dvc_secure.errors import AuditLogError
+from dvc_secure.errors import AuditBoxError, AuditLogError
 
 MAGIC = b"DSAUDIT"
 VERSION = 1
@@ -27,10 +27,6 @@ HEADER_LEN = len(MAGIC) + 1 + 4 + 12
 TAG_LEN = 16
 MAX_EVENT_LEN = 64 * 1024  # plaintext; an event is a small JSON document
 _HEADER = struct.Struct(">7sBI12s")
-
-
-class AuditBoxError(AuditLogError):
-    """An envelope that does not parse or does not authenticate (corrupted or edited)."""
 
 
 def audit_key(data_key: bytes, epoch: int) -> bytes:

@@ -147,6 +147,17 @@ class X25519KeyPair:
         pub = _raw_public(X25519PrivateKey.from_private_bytes(private).public_key())
         return cls(private=private, public=pub)
 
+    def exchange(self, peer_public: bytes) -> bytes:
+        """X25519(private, peer); ValueError for a low-order peer. A key kept elsewhere (a
+        PKCS#11 token: adapters/custody) overrides this and has no ``private`` bytes."""
+        from cryptography.hazmat.primitives.asymmetric.x25519 import (
+            X25519PrivateKey,
+            X25519PublicKey,
+        )
+
+        priv = X25519PrivateKey.from_private_bytes(self.private)
+        return priv.exchange(X25519PublicKey.from_public_bytes(peer_public))
+
     def __repr__(self) -> str:  # never print private keys
         return f"X25519KeyPair(public={self.public.hex()})"
 
@@ -172,14 +183,12 @@ def x25519_wrap(recipient_public: bytes, secret: bytes, label: bytes) -> tuple[b
 def x25519_unwrap(identity: X25519KeyPair, ephemeral_public: bytes, body: bytes, label: bytes) -> bytes:
     """Unwrap a stanza body; raises AeadFailure when it is not for this identity."""
     from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     if len(ephemeral_public) != 32:
         raise AeadFailure("ephemeral share must be 32 bytes")
-    priv = X25519PrivateKey.from_private_bytes(identity.private)
     try:
-        shared = priv.exchange(X25519PublicKey.from_public_bytes(ephemeral_public))
+        shared = identity.exchange(ephemeral_public)
     except ValueError:  # OpenSSL refuses low-order points (an all-zero shared secret)
         raise AeadFailure("low-order ephemeral share") from None
     if shared == bytes(32):

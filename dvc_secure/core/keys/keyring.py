@@ -23,6 +23,7 @@ from dvc_secure.core.format.primitives import (
     x25519_unwrap,
     x25519_wrap,
 )
+from dvc_secure.core.keys.custody_fields import check_custody_fields, format_version
 from dvc_secure.core.keys.identity import (
     Identity,
     decode_recipient,
@@ -292,7 +293,7 @@ class Keyring:
         part: dict[str, Any] = {
             **self.unknown,
             "format": KEYRING_FORMAT,
-            "version": KEYRING_VERSION,
+            "version": format_version(self.unknown, (e.unknown for e in self.epochs), KEYRING_VERSION),
             "keyring_id": self.keyring_id,
             "policy_version": self.policy_version,
             "previous": self.previous,
@@ -328,7 +329,7 @@ class Keyring:
         if s.get("format") != KEYRING_FORMAT:
             raise KeyringError("keyring: 'format' is not 'dvc-secure-keyring'")
         version = s.get("version")
-        if version != KEYRING_VERSION:
+        if version not in (KEYRING_VERSION, 2):  # 2: with key custody (custody_fields.py)
             raise KeyringError(f"keyring version {version!r} is not supported",
                                hint="upgrade dvc-secure")
         sigs = doc.get("signatures", [])
@@ -364,6 +365,8 @@ class Keyring:
             unknown={k: v for k, v in s.items() if k not in known},
         )
         ring.check_consistency()
+        check_custody_fields(version, ring.unknown, {e.number: e.unknown for e in ring.epochs},
+                             ring.current_epoch)
         return ring
 
     def check_consistency(self) -> None:

@@ -1,6 +1,6 @@
-"""The envelope every signed record shares (re-encryption, upload): ``{"signed": {...},
+"""The envelope every signed record shares (re-encryption, upload, incident): ``{"signed": {...},
 "signatures": [{"keyid", "sig"}]}`` with canonical JSON bytes for signing, pretty bytes for
-files, and the parsing rules common to them (docs/spec/reencryption.md, repair.md).
+files, and the parsing rules common to them (docs/spec/reencryption.md, repair.md, incident.md).
 Each record keeps its own fields, version rule and error class; checks run in this order."""
 
 from __future__ import annotations

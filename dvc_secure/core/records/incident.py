@@ -7,15 +7,19 @@ Format: docs/spec/incident.md; vectors: fixtures/incident/vectors.json.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dvc_secure.core.format.primitives import SigningKeyPair, valid_signers
-from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.records.envelope import (
+    add_signature,
+    canonical,
+    file_bytes,
+    open_envelope,
+    signatures_of,
+)
 from dvc_secure.errors import IncidentRecordError
 
 INCIDENT_FORMAT = "dvc-secure-incident"
@@ -33,10 +37,6 @@ _CLASSES = ("public", "internal", "confidential", "restricted")
 
 def record_relpath(incident_id: str) -> str:
     return f"{INCIDENT_DIR}/{incident_id}.json"
-
-
-def canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _bad(where: str, what: str) -> IncidentRecordError:
@@ -153,30 +153,20 @@ class IncidentRecord:
         return canonical(self.signed_dict())
 
     def to_bytes(self) -> bytes:
-        doc = {"signed": self.signed_dict(),
-               "signatures": [{"keyid": k, "sig": s} for k, s in self.signatures]}
-        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+        return file_bytes(self.signed_dict(), self.signatures)
 
     def sign(self, key: SigningKeyPair) -> IncidentRecord:
         from dataclasses import replace
 
-        sig = base64.b64encode(key.sign(SIGN_LABEL + self.canonical_bytes())).decode()
-        keyid = key_fingerprint(key.public)
-        others = tuple((k, s) for k, s in self.signatures if k != keyid)
-        return replace(self, signatures=(*others, (keyid, sig)))
+        return replace(self, signatures=add_signature(
+            self.signatures, key, SIGN_LABEL + self.canonical_bytes()))
 
     def valid_signers(self, keys: Mapping[str, bytes]) -> list[str]:
         return valid_signers(self.signatures, keys, SIGN_LABEL + self.canonical_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> IncidentRecord:
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise _bad(where, "is not JSON") from None
-        s = _get(doc, "signed", dict, where)
-        if s.get("format") != INCIDENT_FORMAT:
-            raise _bad(where, f"format is not '{INCIDENT_FORMAT}'")
+        doc, s = open_envelope(data, where, INCIDENT_FORMAT, _bad)
         if s.get("version") != INCIDENT_VERSION:
             raise _bad(where, f"version {s.get('version')!r} is not supported")
         extra = set(s) - {"format", "version", "id", "keyring_id", "created", "member",
@@ -194,11 +184,7 @@ class IncidentRecord:
         numbers = [_get(cont, k, int, where) for k in ("policy_version", "new_epoch", "reencrypted")]
         if numbers[0] < 1 or numbers[1] < 1 or numbers[2] < 0:
             raise _bad(where, "containment numbers out of range")
-        sigs = doc.get("signatures", [])
-        if not isinstance(sigs, list) or not all(
-                isinstance(x, dict) and isinstance(x.get("keyid"), str)
-                and isinstance(x.get("sig"), str) for x in sigs):
-            raise _bad(where, "signatures must be a list of {keyid, sig}")
+        signatures = signatures_of(doc, where, _bad)
         return cls(
             incident_id=_match(_ID, _get(s, "id", str, where), where, "id"),
             keyring_id=_match(_HEX32, _get(s, "keyring_id", str, where), where, "keyring_id"),
@@ -214,5 +200,5 @@ class IncidentRecord:
                          for e in _get(s, "events", list, where)),
             policy_version=numbers[0], new_epoch=numbers[1], reencrypted=numbers[2],
             admin=_get(s, "admin", str, where),
-            signatures=tuple((x["keyid"], x["sig"]) for x in sigs),
+            signatures=signatures,
         )

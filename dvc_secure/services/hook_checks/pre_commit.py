@@ -43,7 +43,7 @@ from dvc_secure.core.sidecar.metafile import is_metafile
 from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX
 from dvc_secure.core.verification.engine import HistoryVerifier, MetafileState, Snapshot
 from dvc_secure.core.verification.findings import UNBOUND, UNSEALED, Finding, failing
-from dvc_secure.errors import DvcSecureError, GitCommandError
+from dvc_secure.errors import DvcSecureError, GitCommandError, NotPushedError
 from dvc_secure.services.hook_checks.content_scan import git_config, scan_blobs
 from dvc_secure.services.hook_checks.problems import (
     EXIT_OK,
@@ -107,7 +107,7 @@ def _worktree_differs(root: Path, path: str, blob_id: str) -> bool:
 
 def _seal(wt: WorkTree, objects: ObjectReader, config: dict[str, list[str]],
           targets: list[str]) -> list[Problem]:
-    from dvc_secure.services.sealing import NotPushedError, seal_metafiles
+    from dvc_secure.services.sealing import seal_metafiles
 
     root = wt.root
     problems = []

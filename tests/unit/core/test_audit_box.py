@@ -8,13 +8,12 @@ from hypothesis import strategies as st
 
 from dvc_secure.core.format.audit_box import (
     HEADER_LEN,
-    AuditBoxError,
     audit_key,
     envelope_epoch,
     open_event,
     seal_event,
 )
-from dvc_secure.errors import NoKeyForEpochError
+from dvc_secure.errors import AuditBoxError, NoKeyForEpochError
 from dvc_secure.services.audit_activity import dvc_command, remote_option
 
 KEY = bytes(range(32))
