@@ -114,6 +114,7 @@ def _load_admin(dvc_dir: Path, env: Mapping[str, str] | None) -> _Admin:
         raise AccessDeniedError(
             f"your identity's signing key is not the one the keyring lists for '{member.name}'",
             hint="use the identity file you were granted with (DVC_SECURE_IDENTITY_FILE)")
+    changes.check_may_govern(member, _today())
     base = rings.committed
     if base.digest != ring.digest and (ring.previous != base.digest
                                        or ring.policy_version != base.policy_version + 1):
@@ -358,9 +359,14 @@ def approve(dvc_dir: Path, *, discard: bool = False,
             or member.signing_key != identity.signing_key:
         raise AccessDeniedError("only an admin may approve a pending keyring change",
                                 hint="ask one of the admins listed by 'dvc-secure members'")
+    changes.check_may_govern(member, _today())
+    signed_by = [m.name for m in prev.members
+                 if m.signing_key and m.signing_keyid in pending.signed_by(prev.admin_keys())]
+    summary = [f"approved policy version {pending.policy_version} as '{member.name}'; it",
+               *(f"  {line}" for line in changes.describe_change(prev, pending)),
+               f"  was signed before by: {', '.join(signed_by) or 'none of the current admins'}"]
     pending.sign(identity.signing)
-    return _settle(Path(dvc_dir), prev, pending,
-                   [f"approved policy version {pending.policy_version} as '{member.name}'"])
+    return _settle(Path(dvc_dir), prev, pending, summary)
 
 
 def _discard(dvc_dir: Path, pending: Keyring | None,

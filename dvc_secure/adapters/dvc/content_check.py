@@ -26,7 +26,7 @@ from dvc_secure.core.format.object_format import (
     ObjectSeal,
     decrypt_object,
 )
-from dvc_secure.errors import ContentMismatchError, DvcSecureError
+from dvc_secure.errors import ContentMismatchError, DvcSecureError, ObjectFormatError
 
 DVC3_OBJECT = re.compile(r"^files/md5/([0-9a-f]{2})/([0-9a-f]{30})(\.dir)?$")
 MANIFEST = re.compile(r"^secure/manifests/([0-9a-f]{64})$")
@@ -122,3 +122,46 @@ def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys) ->
     )
     check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)
     return seal
+
+
+class _HashingReader:
+    """Reads a stored object and hashes its ciphertext on the way (one pass)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def authenticated_ciphertext(raw: BinaryIO, rel: str, where: str, keys: RepoKeys) -> tuple[int, str]:
+    """Size and SHA-256 of a stored object's ciphertext, read once, *after* it passed every
+    check a pull makes (header MAC, STREAM, writer signature, former-signer content check).
+
+    For sealing an object this clone did not upload: whoever can compute hidden names (any
+    member, and a revoked one: the name secret is not rotated) and write to the storage can
+    plant garbage under an object's name before a writer pushes it; DVC then skips the upload
+    as done, and a seal that pinned whatever is stored would make ``verify --remote`` vouch
+    for a revision nobody can pull back (issue 13 item 6)."""
+    reader = _HashingReader(raw)
+    try:
+        decrypt_checked(cast(BinaryIO, reader), _Discard(), rel, keys)
+    except ObjectFormatError as exc:  # a missing epoch key stays what it is
+        raise type(exc)(
+            f"the object stored at '{where}' for '{rel}' is not a valid object of this "
+            f"repository, so it cannot be sealed ({exc.message})",
+            hint=f"someone with write access to the storage may have planted it: delete "
+            f"'{where}' from the storage, then 'dvc push' and seal again") from None
+    for _ in iter(lambda: reader.read(1 << 20), b""):
+        pass
+    return reader.size, reader.sha256.hexdigest()

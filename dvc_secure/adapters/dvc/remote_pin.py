@@ -87,11 +87,48 @@ def policy_of(dvc_dir: str) -> RemotePolicy | None:
                 "refusing to use DVC remotes without the policy",
                 hint="restore it: git checkout <last good commit> -- .dvc/secure/keyring.json"
             ) from None
+        if pinned is None:
+            _refuse_keyring_deleted_in_history(dvc_dir)
         return None
     key = (str(path), st.st_mtime_ns, st.st_size)
     if key not in _POLICIES:
         _POLICIES[key] = load_trusted_keyrings(dvc_dir).newest.remotes
     return _POLICIES[key]
+
+
+_HISTORY_CHECKED: set[str] = set()
+
+
+def _refuse_keyring_deleted_in_history(dvc_dir: str) -> None:
+    """A fresh clone (no trust pin yet) of a history whose keyring a later commit deleted
+    must not fall back to plain DVC: a dvc-secure history cannot be un-adopted, and the
+    deleting commit may also have made a plain remote of the attacker's the default (issue
+    13 item 6). One ``git log`` per process, and only for a repository without keyring."""
+    if dvc_dir in _HISTORY_CHECKED:
+        return
+    from dvc_secure.adapters.git.plumbing import last_version_of
+    from dvc_secure.adapters.local.keyring_history import KEYRING_GIT_PATH
+    from dvc_secure.core.keys.keyring import Keyring
+    from dvc_secure.errors import KeyringError
+
+    found = last_version_of(Path(dvc_dir).parent, KEYRING_GIT_PATH)
+    if found is not None:
+        commit, data = found
+        try:
+            pins = data is None or Keyring.from_json(data.decode("utf-8")).remotes is not None
+        except (KeyringError, UnicodeDecodeError):
+            pins = True  # unreadable: fail closed
+        if pins:
+            raise RemotePinError(
+                f"{keyring_path(dvc_dir)} is missing, but this repository's git history has a "
+                f"keyring that pins its remotes (last changed in commit {commit[:10]}): a "
+                "dvc-secure history cannot be un-adopted, so DVC remotes are refused without "
+                "the policy (a commit that deletes the keyring may also have pointed the "
+                "default remote elsewhere)",
+                hint=f"restore it from before the deletion ('git log -- {KEYRING_GIT_PATH}'; "
+                f"if {commit[:10]} deleted it: git checkout {commit[:10]}^ -- "
+                f"{KEYRING_GIT_PATH}), then check .dvc/config with 'dvc-secure remote-policy'")
+    _HISTORY_CHECKED.add(dvc_dir)
 
 
 def _default(config: Any) -> str | None:

@@ -23,7 +23,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, fs_join
-from dvc_secure.adapters.dvc.content_check import decrypt_checked
+from dvc_secure.adapters.dvc.content_check import authenticated_ciphertext, decrypt_checked
 from dvc_secure.adapters.dvc.hidden_naming import Namer, RemoteNaming
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
@@ -459,22 +459,19 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
 
     def stored_object(self, path: str) -> StoredObject | None:
         """Where and what the ciphertext of ``path`` is (from this clone's push journal, else
-        by hashing the stored ciphertext; no key needed); None if it is not stored."""
+        by hashing the stored ciphertext once it authenticated); None if it is not stored."""
         rel = self._rel(self._strip_protocol(path))
         hit = self.journal.lookup(self.fsid, rel) if self.journal is not None else None
         target = self.object_path(rel)
         if hit is not None and hit.path == self.storage_rel(target):  # (not since renamed)
             return hit
-        h = hashlib.sha256()
-        size = 0
         try:
-            with self.inner.open(target, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-                    size += len(chunk)
+            with self.inner.open(target, "rb") as f:  # not uploaded by us: authenticate it
+                size, sha256 = authenticated_ciphertext(f, rel, self.storage_rel(target),
+                                                        self.keys.get())
         except FileNotFoundError:
             return None
-        obj = StoredObject(self.storage_rel(target), size, h.hexdigest())
+        obj = StoredObject(self.storage_rel(target), size, sha256)
         if self.journal is not None:
             self.journal.record(self.fsid, rel, obj)
         return obj

@@ -247,3 +247,21 @@ def head_commit_id(root: Path) -> str | None:
 def write_tree(root: Path) -> str | None:
     proc = git(["write-tree"], root)
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def last_version_of(root: Path, path: str) -> tuple[str, bytes | None] | None:
+    """The newest commit of HEAD's history that changed ``path`` (relative to ``root``) and
+    the file's last committed content (None: unreadable), even when that commit deleted it.
+    None when no commit did, or git cannot tell (not a repository, no commit, no git)."""
+    try:
+        proc = git(["log", "-1", "--format=%H", "--", path], root)
+    except OSError:
+        return None
+    commit = proc.stdout.strip() if proc.returncode == 0 else ""
+    if not commit:
+        return None
+    for rev in (commit, commit + "^"):  # the commit that deleted it: its parent has it
+        data = _git_bytes(["show", f"{rev}:./{path}"], root)
+        if data is not None:
+            return commit, data
+    return commit, None

@@ -194,3 +194,46 @@ def check_may_seal(member: Member | None, today: dt.date) -> Member:
             f"{member.role} --expires YYYY-MM-DD'",
         )
     return member
+
+
+def check_may_govern(member: Member, today: dt.date) -> Member:
+    """Changing the policy (members, keys, threshold, remote pins) or approving a change
+    needs an admin grant that has not expired: an expired admin would otherwise renew
+    himself."""
+    if member.expired(today):
+        raise AccessDeniedError(
+            f"the grant of '{member.name}' expired on {member.expires}: changing or approving "
+            "the keyring is refused",
+            hint="ask another admin to renew it: 'dvc-secure grant <recipient> --role admin "
+            "--expires YYYY-MM-DD'",
+        )
+    return member
+
+
+def describe_change(prev: Keyring, nxt: Keyring) -> list[str]:
+    """What ``nxt`` changes in ``prev``, one line each, for an admin about to sign it: a
+    pending change arrives through git, where anyone with push access can replace it."""
+
+    def grant_text(m: Member) -> str:
+        return m.role + (f" until {m.expires}" if m.expires else "")
+
+    out = []
+    before = {m.recipient: m for m in prev.members}
+    after = {m.recipient: m for m in nxt.members}
+    for recipient, m in after.items():
+        old = before.get(recipient)
+        if old is None:
+            out.append(f"adds member '{m.name}' as {grant_text(m)}")
+        elif grant_text(old) != grant_text(m) or old.signing_key != m.signing_key \
+                or old.name != m.name:
+            key = " with another signing key" if old.signing_key != m.signing_key else ""
+            out.append(f"changes member '{old.name}': {grant_text(old)} -> "
+                       f"'{m.name}' {grant_text(m)}{key}")
+    out += [f"removes member '{m.name}' ({m.role})" for r, m in before.items() if r not in after]
+    if nxt.threshold != prev.threshold:
+        out.append(f"changes the threshold from {prev.threshold} to {nxt.threshold}")
+    if nxt.current_epoch != prev.current_epoch:
+        out.append(f"starts key epoch {nxt.current_epoch}")
+    if nxt.remotes != prev.remotes:
+        out.append("changes the pinned remotes (see 'dvc-secure remote-policy')")
+    return out or ["changes nothing visible in members, threshold, epochs or remotes"]
