@@ -19,13 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from dvc_secure.core.format.names import derive_name_key, hide_name
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.core.sidecar.model import Sidecar
 from dvc_secure.core.sidecar.remote_index import index_storage_path
 from tests.integration.attacks.helpers import add_and_push, finding_codes
-from tests.integration.secure_helpers import check_failed, files_under, object_rel
+from tests.integration.secure_helpers import (
+    check_failed,
+    files_under,
+    hidden_rel_with,
+    object_rel,
+)
 from tests.integration.test_access import KEYRING, Person, grant, wipe
 
 
@@ -98,10 +102,10 @@ def test_attack_object_squatted_at_its_name_before_the_writer_pushes(
     rita = Person(repo, tmp_path, "rita")
     grant(repo, rita, "reader")
     content = b"the export everyone can predict\n" * 100
-    keys = Keyring.from_json((repo.root / KEYRING).read_text()).unwrap(
-        Identity.from_text(rita.file.read_text(), "rita"))
+    ring = Keyring.from_json((repo.root / KEYRING).read_text())
+    keys = ring.unwrap(Identity.from_text(rita.file.read_text(), "rita"))
     rel = object_rel(hashlib.md5(content).hexdigest())
-    squat = repo.storage / hide_name(derive_name_key(keys.name_secret), rel)
+    squat = repo.storage / hidden_rel_with(ring.remotes, keys.name_secret, rel)
     squat.parent.mkdir(parents=True, exist_ok=True)
     squat.write_bytes(os.urandom(len(content) + 200))
 
