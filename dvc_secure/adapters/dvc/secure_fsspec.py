@@ -24,6 +24,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, fs_join
 from dvc_secure.adapters.dvc.content_check import decrypt_checked
+from dvc_secure.adapters.dvc.domain_store import DomainStore
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
     PARTIAL_PREFIX,
@@ -69,7 +70,6 @@ def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
     return get
 
 
-
 def _is_object(source: BinaryIO) -> bool:
     """Does ``source`` start with a well-formed dvc-secure object header?"""
     try:
@@ -107,7 +107,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         self.hide_names = hide_names
         self._fsid = "secure_" + hashlib.sha256(fsid_seed.encode()).hexdigest()[:24]
         self._root_made = False
-        self._root_lock = threading.Lock()
+        self._root_lock, self.domains = threading.Lock(), DomainStore(self)
 
     # --- paths -------------------------------------------------------------------------
 
@@ -358,11 +358,12 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     # --- data ------------------------------------------------------------------------------
 
     @service_hooks.failures_counted
-    def upload_stream(self, source: IO[bytes], path: str, size: int | None = None) -> ObjectSeal:
+    def upload_stream(self, source: IO[bytes], path: str, size: int | None = None,
+                      domain: str | None = None) -> ObjectSeal:
         """Encrypt ``source`` and store it as ``path``; a failure leaves no partial object.
 
         ``size`` (the plaintext size, when known) lets the cleanup tell a partial upload from
-        a complete object that was already there.
+        a complete object that was already there; ``domain``: a key domain (docs/erasure.md).
         """
         rel = self._rel(self._strip_protocol(path))
         if not rel:
@@ -370,7 +371,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         keys = self.keys.get()
         reader = EncryptingReader(
             cast(BinaryIO, source),
-            data_key=keys.keyset.key_for_epoch(keys.keyset.current_epoch),
+            data_key=self.domains.data_key_for_upload(domain),  # docs/erasure.md
             epoch=keys.keyset.current_epoch,
             object_id=rel.encode(),
             signer=keys.signer(),
@@ -450,7 +451,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out, self.inner.open(target, "rb") as src:
-                decrypt_checked(src, ProgressSink(out, callback), rel, keys)
+                decrypt_checked(src, ProgressSink(out, callback), rel, keys, self.domains)
             os.replace(partial, lpath)
             service_hooks.count("down", os.path.getsize(lpath))
         except BaseException:
@@ -465,7 +466,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         rel = self._rel(self._strip_protocol(path))
         keys = self.keys.get()
         with self.inner.open(self.object_path(rel), "rb") as src:
-            return decrypt_checked(src, Discard(), rel, keys)
+            return decrypt_checked(src, Discard(), rel, keys, self.domains)
 
     def stored_object(self, path: str) -> StoredObject | None:
         """Where and what the ciphertext of ``path`` is (from this clone's push journal, else
@@ -502,7 +503,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
             try:
                 with self.inner.open(self.object_path(rel), "rb") as src:
-                    decrypt_checked(src, spool, rel, keys)
+                    decrypt_checked(src, spool, rel, keys, self.domains)
             except BaseException:
                 spool.close()
                 raise

@@ -1,0 +1,194 @@
+"""Domain key files on one secure remote (docs/spec/domain-key.md): create, read, destroy.
+
+Domain secrets are held in memory by this object only (one per opened remote, so per
+process); nothing is written to the cache, ``.dvc/tmp`` or any other local file, so a
+shred cannot leave a copy behind on this machine.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import posixpath
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from dvc_secure.core.format.domain_keys import (
+    DOMAIN_DIR,
+    derive_domain_data_key,
+    domain_tag,
+    key_file_epoch,
+    key_file_name,
+    new_domain_secret,
+    open_key_file,
+    seal_key_file,
+)
+from dvc_secure.core.records.erasure import RECORD_DIR, ErasureRecord
+from dvc_secure.errors import DomainKeyMissingError, DvcSecureError, ErasedError
+
+logger = logging.getLogger(__name__)
+_EPOCH_FILE = re.compile(r"epoch-([1-9][0-9]{0,9})\.key$")
+
+
+def valid_erasure_records(dvc_dir: Path | str | None, keyring: Any) -> list[ErasureRecord]:
+    """The erasure records in the workspace that enough admins of ``keyring`` signed."""
+    if not dvc_dir:
+        return []
+    out = []
+    folder = Path(dvc_dir).parent / RECORD_DIR
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = ErasureRecord.from_bytes(path.read_bytes(), str(path))
+        except (OSError, DvcSecureError):
+            continue
+        if not record.problems(keyring.keyring_id, keyring.admin_keys(), keyring.threshold,
+                               path.stem, str(path)):
+            out.append(record)
+    return out
+
+
+class DomainStore:
+    """The domain key files of one secure remote (``fs``: a SecureFsspec)."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, int], bytes] = {}
+        self._listed: dict[int, list[bytes]] = {}
+        self._records: list[ErasureRecord] | None = None
+
+    def _dir(self, domain: str) -> str:
+        name_key = self.fs.keys.get().name_key
+        return str(self.fs.storage_path(f"{DOMAIN_DIR}/{domain_tag(name_key, domain)}"))
+
+    def _path(self, domain: str, epoch: int) -> str:
+        return posixpath.join(self._dir(domain), key_file_name(epoch))
+
+    def _read(self, path: str) -> bytes | None:
+        try:
+            with self.fs.inner.open(path, "rb") as f:
+                return bytes(f.read())
+        except FileNotFoundError:
+            return None
+
+    def data_key(self, domain: str, epoch: int, create: bool = False) -> bytes:
+        """The data key for objects of ``domain`` in key epoch ``epoch``. ``create``: make the
+        domain's key file for this epoch on this remote if it does not exist yet."""
+        with self._lock:
+            hit = self._keys.get((domain, epoch))
+            if hit is not None:
+                return hit
+            keys = self.fs.keys.get()
+            epoch_key = keys.keyset.key_for_epoch(epoch)
+            path = self._path(domain, epoch)
+            blob = self._read(path)
+            if blob is None:
+                if not create:
+                    raise DomainKeyMissingError(
+                        f"key domain '{domain}' has no key for epoch {epoch} on this secure "
+                        "remote: it was shredded, or its key file was deleted from the storage",
+                        hint="see .dvc/secure/erasures/ for an erasure record; run "
+                        "'dvc-secure verify --remote'")
+                blob = seal_key_file(epoch_key, epoch, domain, new_domain_secret())
+                self.fs.inner.makedirs(self._dir(domain), exist_ok=True)
+                self.fs.inner.upload_fobj(io.BytesIO(blob), path)
+                blob = self._read(path) or blob  # a concurrent creator may have won: use its
+            got, got_epoch, secret = open_key_file(blob, epoch_key, path)
+            if got != domain or got_epoch != epoch:
+                raise DomainKeyMissingError(
+                    f"the key file of domain '{domain}' (epoch {epoch}) on the storage belongs to "
+                    "another domain or epoch: it was replaced", hint="run 'dvc-secure verify --remote'")
+            key = derive_domain_data_key(epoch_key, secret, domain, epoch)
+            self._keys[(domain, epoch)] = key
+            return key
+
+    def data_key_for_upload(self, domain: str | None) -> bytes:
+        """The key a new object is encrypted with: the current epoch's, or its domain key."""
+        keys = self.fs.keys.get()
+        epoch = keys.keyset.current_epoch
+        if domain is None:
+            return bytes(keys.keyset.key_for_epoch(epoch))
+        return self.data_key(domain, epoch, create=True)
+
+    def candidates(self, epoch: int) -> list[bytes]:
+        """Every domain data key of ``epoch`` this remote holds (listed once per process)."""
+        with self._lock:
+            if epoch in self._listed:
+                return self._listed[epoch]
+        keys = self.fs.keys.get()
+        found: list[bytes] = []
+        try:
+            paths = list(self.fs.inner.find(self.fs.storage_path(DOMAIN_DIR)))
+        except FileNotFoundError:
+            paths = []
+        for path in paths:
+            m = _EPOCH_FILE.search(str(path))
+            if m is None or int(m.group(1)) != epoch:
+                continue
+            blob = self._read(str(path))
+            try:
+                if blob is None or key_file_epoch(blob, str(path)) != epoch:
+                    continue
+                epoch_key = keys.keyset.key_for_epoch(epoch)
+                domain, _e, secret = open_key_file(blob, epoch_key, str(path))
+            except DvcSecureError as exc:
+                logger.warning("dvc-secure: ignoring domain key file: %s", exc.message)
+                continue
+            found.append(derive_domain_data_key(epoch_key, secret, domain, epoch))
+        with self._lock:
+            self._listed[epoch] = found
+        return found
+
+    def has_any(self) -> bool:
+        try:
+            return bool(list(self.fs.inner.find(self.fs.storage_path(DOMAIN_DIR))))
+        except FileNotFoundError:
+            return False
+
+    def missing(self, rel: str, epoch: int) -> DvcSecureError | None:
+        """Why no key opens object ``rel`` (None: no domain is involved that we know of)."""
+        if self._records is None:
+            self._records = valid_erasure_records(getattr(self.fs.keys, "dvc_dir", None),
+                                                  self.fs.keys.get().keyring)
+        for record in self._records:
+            if rel in record.objects:
+                return ErasedError(
+                    f"'{rel}' belongs to key domain '{record.domain}', {record.describe()}: its "
+                    "key was destroyed on every secure remote, so it cannot be read; nothing "
+                    "was written", hint="this data was erased on purpose; see docs/erasure.md")
+        if not self._records and not self.has_any():
+            return None
+        return DomainKeyMissingError(
+            f"'{rel}' does not authenticate under the repository key of epoch {epoch} nor under "
+            "any key domain's key on this remote, and no valid erasure record names it: its "
+            "domain key file was deleted or replaced on the storage (or its domain was shredded "
+            "after the revision checked out here, or the object was swapped); nothing was written",
+            hint="check out the newest revision ('git pull') for erasure records; otherwise "
+            "run 'dvc-secure verify --remote' and restore the key file from the other remote")
+
+    def destroy(self, domain: str) -> int:
+        """Delete every key file of ``domain`` on this remote; returns how many were deleted."""
+        folder = self._dir(domain)
+        try:
+            paths = list(self.fs.inner.find(folder))
+        except FileNotFoundError:
+            paths = []
+        for path in paths:
+            self.fs.inner.rm_file(path)
+        if getattr(self.fs.inner, "protocol", None) == "local" and os.path.isdir(folder):
+            for sub in sorted(Path(folder).rglob("*"), reverse=True):
+                sub.rmdir() if sub.is_dir() else sub.unlink()
+            os.rmdir(folder)
+        with self._lock:
+            self._keys = {k: v for k, v in self._keys.items() if k[0] != domain}
+            self._listed.clear()
+        return len(paths)
+
+    def exists(self, domain: str) -> bool:
+        try:
+            return bool(list(self.fs.inner.find(self._dir(domain))))
+        except FileNotFoundError:
+            return False
