@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dvc_secure.core.format.domain_keys import DOMAIN_NAME
 from dvc_secure.core.format.primitives import SigningKeyPair, valid_signers
 from dvc_secure.core.records import envelope
 from dvc_secure.errors import ErasureError
 
+_R = TypeVar("_R", bound="DomainRecord")
 _DATE_TIME_LEN = 20  # YYYY-MM-DDTHH:MM:SSZ
 
 
@@ -55,7 +56,7 @@ class DomainRecord:
         """Short id for messages: the first 16 hex digits of SHA-256(canonical bytes)."""
         return hashlib.sha256(self.canonical_bytes()).hexdigest()[:16]
 
-    def sign(self, key: SigningKeyPair) -> Any:
+    def sign(self: _R, key: SigningKeyPair) -> _R:
         sigs = envelope.add_signature(self.signatures, key, self.LABEL + self.canonical_bytes())
         return type(self)(self.signed, sigs)
 
