@@ -25,7 +25,14 @@ from dvc_secure.core.records.erasure import ErasureRecord, record_relpath
 from dvc_secure.core.records.hold import HoldRecord, hold_relpath
 from dvc_secure.core.sidecar.metafile import parse_outputs
 from dvc_secure.core.sidecar.model import SIDECAR_SUFFIX, Sidecar
-from dvc_secure.errors import AccessDeniedError, DvcSecureError, ErasureError, LegalHoldError
+from dvc_secure.core.verification.findings import Finding
+from dvc_secure.errors import (
+    AccessDeniedError,
+    DomainKeyMissingError,
+    DvcSecureError,
+    ErasureError,
+    LegalHoldError,
+)
 from dvc_secure.services.current_revisions import current_tips, targets_of
 from dvc_secure.services.sealing import CacheReader, DigestCache, object_rel
 
@@ -252,6 +259,7 @@ def shred(root: Path, domain: str, reason: str, progress: Progress | None = None
             f"{record_relpath(domain)}, then commits it")
     destroyed: dict[str, int] = {}
     deleted: dict[str, int] = {}
+    unreachable = []
     for name in record.remotes:
         fs = remotes.get(name)
         try:
@@ -259,16 +267,20 @@ def shred(root: Path, domain: str, reason: str, progress: Progress | None = None
         except Exception:  # any backend error means: not reachable now
             reachable = False
         if not reachable:
-            raise ErasureError(
-                f"secure remote '{name}' cannot be reached: the key of '{domain}' was not "
-                "destroyed there yet (the other remotes' keys are); the erasure is incomplete",
-                hint=f"make '{name}' reachable and run 'dvc-secure shred {domain}' again: it "
-                "resumes with the same record")
+            unreachable.append(name)
+            continue
         destroyed[name] = fs.domains.destroy(domain)
         deleted[name] = _delete_objects(fs, record.objects)
         if progress:
             progress(f"'{name}': {destroyed[name]} domain key file(s) destroyed, "
                      f"{deleted[name]} object(s) deleted")
+    if unreachable:
+        done = ", ".join(f"'{n}'" for n in destroyed) or "none"
+        raise ErasureError(
+            f"secure remote(s) {', '.join(repr(n) for n in unreachable)} cannot be reached: the "
+            f"key of '{domain}' was not destroyed there yet (done: {done}); the erasure is "
+            "incomplete", hint=f"make them reachable and run 'dvc-secure shred {domain}' again: "
+            f"it resumes with the same record ({record_relpath(domain)})")
     purged = _purge_cache(dvc_dir, record.objects)
     return ShredResult(record, record_relpath(domain), destroyed, deleted, purged, resumed)
 
@@ -300,3 +312,37 @@ def _purge_cache(dvc_dir: Path, rels: frozenset[str]) -> int:
                 p.unlink()
                 n += 1
     return n
+
+
+DOMAIN_KEY_MISSING = "domain-key-missing"
+
+
+def domain_key_findings(root: Path, sealed: list[tuple[str, Sidecar]],
+                        erased: set[str]) -> tuple[list[Finding], list[Finding]]:
+    """verify --remote: every sealed output of a domain that was not erased needs its
+    domain key file on its remote ((failures, notices); no identity here: a notice)."""
+    remotes = SecureRemotes(root / ".dvc")
+    fail: list[Finding] = []
+    info: list[Finding] = []
+    checked: set[tuple[str, str, int]] = set()
+    for rev, sc in sealed:
+        domain = sc.access.domain
+        if domain is None or domain in erased:
+            continue
+        for out in sc.outputs:
+            key = (out.remote, domain, out.key_epoch)
+            if key in checked:
+                continue
+            checked.add(key)
+            try:
+                remotes.get(out.remote).domains.data_key(domain, out.key_epoch)
+            except DomainKeyMissingError as exc:
+                fail.append(Finding(rev, sc.metafile, DOMAIN_KEY_MISSING,
+                                    f"{sc.metafile} on '{out.remote}': {exc.message}",
+                                    "no valid erasure record explains it: restore the domain "
+                                    "key file from another secure remote or a backup of the "
+                                    "storage, then run 'dvc-secure verify --remote' again"))
+            except DvcSecureError as exc:  # no identity (keyless CI): cannot open key files
+                info.append(Finding(rev, sc.metafile, "domain-key-not-checked",
+                                    f"domain key of '{domain}' not checked: {exc.message}", ""))
+    return fail, info

@@ -73,11 +73,11 @@ def newest_per_dataset(sealed: Iterable[tuple[str, Sidecar]]) -> list[tuple[str,
 
 
 def verify_retention(root: Path, sealed: list[tuple[str, Sidecar]], today: dt.date,
-                     findings: list[Finding], notices: list[Finding]) -> None:
+                     findings: list[Finding], notices: list[Finding], remote: bool = False) -> None:
     """Add retention failures and erasure notices to a verify report, and turn the remote
     findings about erased datasets into notices (a valid erasure record stands in for them)."""
     if not (root / RECORD_DIR).is_dir() and not (root / HOLD_DIR).is_dir() and not any(
-            sc.access.delete_after for _r, sc in sealed):
+            sc.access.delete_after or sc.access.domain for _r, sc in sealed):
         return
     records = load_records(root)
     fail, info = retention_findings(newest_per_dataset(sealed), sealed, today,
@@ -89,6 +89,12 @@ def verify_retention(root: Path, sealed: list[tuple[str, Sidecar]], today: dt.da
     del findings[:]
     findings.extend(kept + fail)
     notices.extend(info)
+    if remote:
+        from dvc_secure.services.erasure import domain_key_findings
+
+        missing, unchecked = domain_key_findings(root, sealed, set(records.erasures))
+        findings.extend(missing)
+        notices.extend(unchecked)
     for why in records.invalid:
         findings.append(Finding("workspace", ".dvc/secure", INVALID_RECORD, why,
                                 "restore the record from git history; an admin re-issues it"))

@@ -149,7 +149,7 @@ class DomainStore:
             return False
 
     def missing(self, rel: str, epoch: int) -> DvcSecureError | None:
-        """Why no key opens object ``rel`` (None: no domain is involved that we know of)."""
+        """Why no key opens object ``rel``."""
         if self._records is None:
             self._records = valid_erasure_records(getattr(self.fs.keys, "dvc_dir", None),
                                                   self.fs.keys.get().keyring)
@@ -159,8 +159,6 @@ class DomainStore:
                     f"'{rel}' belongs to key domain '{record.domain}', {record.describe()}: its "
                     "key was destroyed on every secure remote, so it cannot be read; nothing "
                     "was written", hint="this data was erased on purpose; see docs/erasure.md")
-        if not self._records and not self.has_any():
-            return None
         return DomainKeyMissingError(
             f"'{rel}' does not authenticate under the repository key of epoch {epoch} nor under "
             "any key domain's key on this remote, and no valid erasure record names it: its "
