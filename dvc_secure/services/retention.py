@@ -64,6 +64,12 @@ def load_records(root: Path, ring: Keyring | None = None) -> Records:
     return out
 
 
+def active_holds(root: Path, ring: Keyring) -> dict[str, str]:
+    """Key domain -> a line about its valid, active legal hold (the inventory's column)."""
+    return {d: f"legal hold since {h.created[:10]} by {h.by}: {h.reason}"
+            for d, h in load_records(root, ring).holds.items() if h.active}
+
+
 def newest_per_dataset(sealed: Iterable[tuple[str, Sidecar]]) -> list[tuple[str, Sidecar]]:
     best: dict[str, tuple[str, Sidecar]] = {}
     for rev, sc in sealed:

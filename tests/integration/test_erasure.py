@@ -204,6 +204,9 @@ def test_hold_blocks_shred_and_retention_until_released(repo: SecureRepo) -> Non
     assert "nothing overdue to shred" in out and "HELD" in out
     rc, doc = _verify(repo, "--as-of", LATE)
     assert rc == 0 and "retention-held" in _codes(doc, "notices")
+    inv = json.loads(repo.secure("inventory", "--format", "json").stdout)
+    hold = {d["dataset"]: d["retention"]["hold"] for d in inv["datasets"]}
+    assert "litigation 2026-44" in hold["cohort.dvc"] and hold["other.csv.dvc"] == "none"
     repo.secure("hold", DOMAIN, "--release", "--reason", "case closed")
     _commit(repo, "release")
     assert _verify(repo, "--as-of", LATE)[0] == 1
@@ -230,3 +233,23 @@ def test_non_admin_cannot_shred(repo: SecureRepo, tmp_path: Path) -> None:
         "shred", DOMAIN, "--reason", "x", check=False)
     assert proc.returncode != 0
     assert _domain_files(repo.root.parent / "storage")
+
+
+def test_shred_killed_between_remotes_resumes(repo: SecureRepo) -> None:
+    from tests.faults.fault_helpers import kill_when, launch
+
+    base = repo.root.parent
+    proc = launch(repo, "dvc-secure", "shred", DOMAIN, "--reason", "erasure request 17",
+                  slow={"dvc_secure.adapters.dvc.domain_store:DomainStore.destroy": 3.0})
+    # remotes go in name order: 'backup' first; SIGKILL once its key is gone
+    assert kill_when(proc, lambda: not _domain_files(base / "backup-storage"))
+    assert _domain_files(base / "storage")  # 'vault' still holds the key
+    assert (repo.root / ".dvc/secure/erasures/cohort-2024.json").is_file()  # written first
+    out = repo.secure("shred", DOMAIN).stdout  # the rerun resumes with the same record
+    assert "(resumed)" in out and not _domain_files(base / "storage")
+    _commit(repo, "erase")
+    for remote in ("vault", "backup"):
+        _wipe(repo)
+        proc2 = repo.dvc("pull", "-r", remote, "cohort.dvc", check=False)
+        assert proc2.returncode != 0
+    assert _verify(repo, "--all-revisions")[0] == 0
