@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dvc_secure.adapters.dvc.config_file import dvc_remotes
+from dvc_secure.adapters.dvc.domain_store import update_domain_map
 from dvc_secure.adapters.dvc.remote_access import SecureRemotes
 from dvc_secure.adapters.git.history import SnapshotReader, open_repository
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
@@ -183,6 +184,7 @@ def move_into_domain(root: Path, metafiles: list[str], domain: str,
                     oids.update(str(e["md5"]) for e in cache.dir_listing(out.oid))
     finally:
         digests.close()
+    update_domain_map(dvc_dir, metafiles, domain)  # later pushes of new versions: into D too
     remotes = SecureRemotes(dvc_dir)
     count = 0
     for name in secure_remote_names(root):

@@ -253,3 +253,45 @@ def test_shred_killed_between_remotes_resumes(repo: SecureRepo) -> None:
         proc2 = repo.dvc("pull", "-r", remote, "cohort.dvc", check=False)
         assert proc2.returncode != 0
     assert _verify(repo, "--all-revisions")[0] == 0
+
+
+def test_grant_rotate_reencrypt_and_new_versions_stay_in_the_domain(repo: SecureRepo,
+                                                                     tmp_path: Path) -> None:
+    from tests.integration.test_access import Person, grant
+
+    carol = Person(repo, tmp_path, "carol")
+    grant(repo, carol, "reader")
+    _wipe(repo)
+    carol.dvc("pull", "-q")  # a granted member reads the domain through the epoch key
+    assert (repo.root / "cohort/p2.csv").read_bytes() == COHORT["cohort/p2.csv"]
+
+    # a new version, pushed by plain 'dvc push', goes into the domain by the domain map
+    repo.dvc("pull", "-q")
+    (repo.root / "cohort/p3.csv").write_bytes(b"patient-3,diagnosis-C\n" * 20)
+    repo.dvc("add", "-q", "cohort")
+    repo.dvc("push", "-q")
+    repo.dvc("push", "-q", "-r", "backup")
+    repo.secure("seal", "cohort.dvc")  # later versions keep the domain
+    _commit(repo, "cohort v2")
+    repo.secure("rotate", "--reencrypt")  # epoch 2: domain objects re-encrypted in the domain
+    _commit(repo, "rotate")
+    base = repo.root.parent
+    assert any(p.name == "epoch-2.key" for p in _domain_files(base / "storage"))
+    _wipe(repo)
+    carol.dvc("pull", "-q")
+    assert (repo.root / "cohort/p3.csv").is_file()
+
+    tape = tmp_path / "tape"
+    shutil.copytree(base / "storage", tape)
+    _shred(repo)
+    shutil.rmtree(base / "storage")
+    shutil.copytree(tape, base / "storage")  # every object, old and new, restored...
+    shutil.rmtree(base / "storage" / DOMAIN_DIR)  # ...but the keys are gone
+    for who in (repo, carol):
+        _wipe(repo)
+        proc = who.dvc("pull", "cohort.dvc", check=False)
+        assert proc.returncode != 0 and "erased on" in proc.stderr, proc.stderr
+        assert not any(p.is_file() for p in (repo.root / "cohort").rglob("*")) \
+            if (repo.root / "cohort").exists() else True
+    repo.dvc("pull", "-q", "other.csv.dvc")
+    assert _verify(repo, "--all-revisions")[0] == 0

@@ -7,12 +7,15 @@ shred cannot leave a copy behind on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import logging
 import os
 import posixpath
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +23,16 @@ from dvc_secure.core.format.domain_keys import (
     DOMAIN_DIR,
     derive_domain_data_key,
     domain_tag,
+    header_authenticates,
     key_file_epoch,
     key_file_name,
     new_domain_secret,
     open_key_file,
     seal_key_file,
 )
+from dvc_secure.core.format.object_format import HEADER_LEN, ObjectHeader
 from dvc_secure.core.records.erasure import RECORD_DIR, ErasureRecord
+from dvc_secure.core.sidecar.metafile import parse_outputs
 from dvc_secure.errors import DomainKeyMissingError, DvcSecureError, ErasedError
 
 logger = logging.getLogger(__name__)
@@ -50,6 +56,56 @@ def valid_erasure_records(dvc_dir: Path | str | None, keyring: Any) -> list[Eras
     return out
 
 
+DOMAIN_MAP = "secure/domains.json"  # relative to .dvc/
+
+
+def domain_map(dvc_dir: Path | str | None) -> dict[str, str]:
+    """Object identity -> key domain, for the outputs of the metafiles the domain map names
+    (directory listings read from the local cache); empty without a map."""
+    if not dvc_dir:
+        return {}
+    path = Path(dvc_dir) / DOMAIN_MAP
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, str] = {}
+    root = Path(dvc_dir).parent
+    for metafile, domain in sorted(doc.items()) if isinstance(doc, dict) else []:
+        try:
+            outputs = parse_outputs((root / metafile).read_bytes(), metafile).values()
+        except (OSError, DvcSecureError):
+            continue
+        for out_ in outputs:
+            oids = [out_.oid]
+            if out_.oid.endswith(".dir"):
+                listing = Path(dvc_dir) / "cache" / _object_rel(out_.oid)
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    oids += [str(e["md5"]) for e in json.loads(listing.read_bytes())]
+            out.update({_object_rel(o): str(domain) for o in oids})
+    return out
+
+
+def _object_rel(oid: str) -> str:
+    return f"files/md5/{oid[:2]}/{oid[2:]}"
+
+
+def update_domain_map(dvc_dir: Path, metafiles: list[str], domain: str) -> Path:
+    path = dvc_dir / DOMAIN_MAP
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        doc = {}
+    doc.update(dict.fromkeys(metafiles, domain))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def _fixed(key: bytes) -> Callable[[int], bytes]:
+    return lambda _epoch: key
+
+
 class DomainStore:
     """The domain key files of one secure remote (``fs``: a SecureFsspec)."""
 
@@ -57,8 +113,9 @@ class DomainStore:
         self.fs = fs
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, int], bytes] = {}
-        self._listed: dict[int, list[bytes]] = {}
+        self._listed: dict[int, list[tuple[str, bytes]]] = {}
         self._records: list[ErasureRecord] | None = None
+        self._map: dict[str, str] | None = None
 
     def _dir(self, domain: str) -> str:
         name_key = self.fs.keys.get().name_key
@@ -105,21 +162,32 @@ class DomainStore:
             self._keys[(domain, epoch)] = key
             return key
 
-    def data_key_for_upload(self, domain: str | None) -> bytes:
+    def domain_of(self, rel: str) -> str | None:
+        """The key domain a new upload of ``rel`` goes into, by the repository's domain map
+        (``.dvc/secure/domains.json``: metafile -> domain, kept by ``seal --domain``)."""
+        if self._map is None:
+            self._map = domain_map(getattr(self.fs.keys, "dvc_dir", None))
+        return self._map.get(rel)
+
+    def data_key_for_upload(self, domain: str | None, rel: str = "") -> bytes:
         """The key a new object is encrypted with: the current epoch's, or its domain key."""
         keys = self.fs.keys.get()
         epoch = keys.keyset.current_epoch
+        domain = domain or self.domain_of(rel)
         if domain is None:
             return bytes(keys.keyset.key_for_epoch(epoch))
         return self.data_key(domain, epoch, create=True)
 
     def candidates(self, epoch: int) -> list[bytes]:
         """Every domain data key of ``epoch`` this remote holds (listed once per process)."""
+        return [key for _domain, key in self._named(epoch)]
+
+    def _named(self, epoch: int) -> list[tuple[str, bytes]]:
         with self._lock:
             if epoch in self._listed:
                 return self._listed[epoch]
         keys = self.fs.keys.get()
-        found: list[bytes] = []
+        found: list[tuple[str, bytes]] = []
         try:
             paths = list(self.fs.inner.find(self.fs.storage_path(DOMAIN_DIR)))
         except FileNotFoundError:
@@ -137,10 +205,29 @@ class DomainStore:
             except DvcSecureError as exc:
                 logger.warning("dvc-secure: ignoring domain key file: %s", exc.message)
                 continue
-            found.append(derive_domain_data_key(epoch_key, secret, domain, epoch))
+            found.append((domain, derive_domain_data_key(epoch_key, secret, domain, epoch)))
         with self._lock:
             self._listed[epoch] = found
         return found
+
+    def object_keys(self, target: str, rel: str) -> tuple[Callable[[int], bytes], bytes]:
+        """For re-encryption of the stored object ``target`` (identity ``rel``): the key
+        source that opens it, and the key its new encryption under the current epoch uses
+        (its key domain's, or the repository's)."""
+        keys = self.fs.keys.get()
+        with self.fs.inner.open(target, "rb") as f:
+            head = f.read(HEADER_LEN)
+        default = (keys.keyset.key_for_epoch, self.data_key_for_upload(None))
+        try:
+            epoch = ObjectHeader.parse(head).epoch
+            if header_authenticates(head, rel.encode(), keys.keyset.key_for_epoch(epoch)):
+                return default
+        except DvcSecureError:
+            return default  # the reader reports it
+        for domain, key in self._named(epoch):
+            if header_authenticates(head, rel.encode(), key):
+                return _fixed(key), self.data_key_for_upload(domain)
+        return default
 
     def has_any(self) -> bool:
         try:

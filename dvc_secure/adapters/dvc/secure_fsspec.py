@@ -371,7 +371,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         keys = self.keys.get()
         reader = EncryptingReader(
             cast(BinaryIO, source),
-            data_key=self.domains.data_key_for_upload(domain),  # docs/erasure.md
+            data_key=self.domains.data_key_for_upload(domain, rel),  # docs/erasure.md
             epoch=keys.keyset.current_epoch,
             object_id=rel.encode(),
             signer=keys.signer(),
