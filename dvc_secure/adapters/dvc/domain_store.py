@@ -14,6 +14,7 @@ import logging
 import os
 import posixpath
 import re
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +101,17 @@ def update_domain_map(dvc_dir: Path, metafiles: list[str], domain: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+_LISTING_COMMANDS = frozenset({"push", "status", "gc", "diff", "ls", "data"})
+
+
+def _dvc_command() -> str | None:
+    """The DVC subcommand this process runs (``python -m dvc push ...`` -> "push")."""
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    prog = os.path.basename(sys.argv[0]) if sys.argv else ""
+    is_dvc = prog in ("dvc", "dvc.exe") or sys.argv[0].endswith(os.path.join("dvc", "__main__.py"))
+    return words[0] if is_dvc and words else None
 
 
 def _fixed(key: bytes) -> Callable[[int], bytes]:
@@ -235,17 +247,48 @@ class DomainStore:
         except FileNotFoundError:
             return False
 
+    def erased(self, rel: str) -> ErasureRecord | None:
+        """The valid erasure record that lists object ``rel``, if any (read once)."""
+        if self._records is None:
+            dvc_dir = getattr(self.fs.keys, "dvc_dir", None)
+            if not dvc_dir or not (Path(dvc_dir).parent / RECORD_DIR).is_dir():
+                self._records = []
+            else:
+                try:
+                    self._records = valid_erasure_records(dvc_dir, self.fs.keys.get().keyring)
+                except DvcSecureError:  # no keyring or identity here: no tombstones
+                    return None
+        return next((r for r in self._records if rel in r.objects), None)
+
+    def open_stored(self, rel: str) -> Any:
+        """The stored object ``rel`` opened for reading; ErasedError for a tombstone, except
+        in a ``dvc push``/``status``/``gc``, which read a remote ``.dir`` only to learn what
+        is there: for them an erased listing is simply absent (nothing to upload)."""
+        try:
+            return self.fs.inner.open(self.fs.object_path(rel), "rb")
+        except FileNotFoundError:
+            error = self.gone(rel, f"{rel} is not on the secure remote")
+            if isinstance(error, ErasedError) and _dvc_command() in _LISTING_COMMANDS:
+                raise FileNotFoundError(error.message) from None
+            raise error from None
+
+    def gone(self, rel: str, message: str) -> Exception:
+        """What a read of the missing object ``rel`` raises: ErasedError for a tombstone."""
+        record = self.erased(rel)
+        return FileNotFoundError(message) if record is None else self._erased_error(rel, record)
+
+    @staticmethod
+    def _erased_error(rel: str, record: ErasureRecord) -> ErasedError:
+        return ErasedError(
+            f"'{rel}' belongs to key domain '{record.domain}', {record.describe()}: its key "
+            "was destroyed on every secure remote, so it cannot be read; nothing was written",
+            hint="this data was erased on purpose; see docs/erasure.md")
+
     def missing(self, rel: str, epoch: int) -> DvcSecureError | None:
         """Why no key opens object ``rel``."""
-        if self._records is None:
-            self._records = valid_erasure_records(getattr(self.fs.keys, "dvc_dir", None),
-                                                  self.fs.keys.get().keyring)
-        for record in self._records:
-            if rel in record.objects:
-                return ErasedError(
-                    f"'{rel}' belongs to key domain '{record.domain}', {record.describe()}: its "
-                    "key was destroyed on every secure remote, so it cannot be read; nothing "
-                    "was written", hint="this data was erased on purpose; see docs/erasure.md")
+        record = self.erased(rel)
+        if record is not None:
+            return self._erased_error(rel, record)
         return DomainKeyMissingError(
             f"'{rel}' does not authenticate under the repository key of epoch {epoch} nor under "
             "any key domain's key on this remote, and no valid erasure record names it: its "

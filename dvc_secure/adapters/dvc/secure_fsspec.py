@@ -251,7 +251,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         # `dvc pull --run-cache` probes first) exists when an object lies below it
         if self.hide_names and (OBJECT_PATH.search(rel) is None or rel.startswith("runs/")):
             return any(True for _ in self._find_rels(rel, False))
-        return False
+        return self.domains.erased(rel) is not None  # a tombstone stands in (erasure.md)
 
     def isfile(self, path: str) -> bool:
         try:
@@ -441,7 +441,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         try:
             size = self.inner.info(target).get("size")
         except FileNotFoundError:
-            raise FileNotFoundError(f"{rpath} is not on the secure remote") from None
+            raise self.domains.gone(rel, f"{rpath} is not on the secure remote") from None
         if size is not None:
             plain = plaintext_size(size, DEFAULT_SEGMENT_LOG2)
             if plain is not None:
@@ -502,7 +502,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             keys = self.keys.get()
             spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
             try:
-                with self.inner.open(self.object_path(rel), "rb") as src:
+                with self.domains.open_stored(rel) as src:  # a tombstone: ErasedError
                     decrypt_checked(src, spool, rel, keys, self.domains)
             except BaseException:
                 spool.close()
