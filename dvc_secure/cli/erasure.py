@@ -56,11 +56,11 @@ def cmd_shred(args: argparse.Namespace) -> int:
         print(f"  {name}: {result.destroyed.get(name, 0)} key file(s) destroyed, "
               f"{result.deleted.get(name, 0)} object(s) deleted")
     print(f"  datasets: {', '.join(sorted(rec.datasets))} "
-          f"({sum(len(r) for r in rec.datasets.values())} sealed revision(s))")
+          f"(sealed in {len({c for r in rec.datasets.values() for c in r})} commit(s))")
     print(f"  this clone's cache: {result.purged} file(s) purged")
     _say(f"next: git add {result.record_path} && git commit -m 'erase {rec.domain}' && git push\n"
          "not erased: plaintext already pulled into other clones' caches and workspaces "
-         "(see docs/erasure.md; 'dvc-secure audit' lists who pulled)")
+         "(see docs/erasure.md; who pulled it: dvc-secure audit --dataset <metafile>)")
     return EXIT_OK
 
 
