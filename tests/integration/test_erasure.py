@@ -86,6 +86,17 @@ def _domain_files(storage: Path) -> list[Path]:
     return sorted(p for p in d.rglob("*") if p.is_file()) if d.exists() else []
 
 
+def _domain_secret(repo: SecureRepo) -> bytes:
+    """The domain secret, opened from the vault's key file with the repository's keys."""
+    from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
+    from dvc_secure.core.format.domain_keys import open_key_file
+
+    keys = LazyRepoKeys(str(repo.root / ".dvc"), env=repo.env).get()
+    [path] = _domain_files(repo.root.parent / "storage")
+    _d, _e, secret = open_key_file(path.read_bytes(), keys.keyset.key_for_epoch(1), str(path))
+    return secret
+
+
 def _commit(repo: SecureRepo, msg: str) -> None:
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", msg)
@@ -105,6 +116,11 @@ def test_domain_objects_pull_from_both_remotes_until_shredded(repo: SecureRepo) 
         repo.dvc("pull", "-q", "-r", remote)
         assert (repo.root / "cohort/p1.csv").read_bytes() == COHORT["cohort/p1.csv"]
     pre_shred = repo.git("rev-parse", "HEAD").stdout.strip()
+    secret = _domain_secret(repo)
+    for path in [*repo.root.rglob("*"), *(base / "home").rglob("*")]:  # no local copy
+        if path.is_file():
+            data = path.read_bytes()
+            assert secret not in data and secret.hex().encode() not in data, path
 
     out = _shred(repo)
     assert "shredded key domain 'cohort-2024'" in out and "backup: 1 key file(s)" in out
