@@ -58,7 +58,7 @@ def cmd_shred(args: argparse.Namespace) -> int:
     print(f"  datasets: {', '.join(sorted(rec.datasets))} "
           f"(sealed in {len({c for r in rec.datasets.values() for c in r})} commit(s))")
     print(f"  this clone's cache: {result.purged} file(s) purged")
-    _say(f"next: git add {result.record_path} && git commit -m 'erase {rec.domain}' && git push\n"
+    _say(f"next: git add .dvc/secure && git commit -m 'erase {rec.domain}' && git push\n"
          "not erased: plaintext already pulled into other clones' caches and workspaces "
          "(see docs/erasure.md; who pulled it: dvc-secure audit --dataset <metafile>)")
     return EXIT_OK

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dvc_secure.adapters.dvc.config_file import dvc_remotes
-from dvc_secure.adapters.dvc.domain_store import update_domain_map
+from dvc_secure.adapters.dvc.domain_store import forget_domain, update_domain_map
 from dvc_secure.adapters.dvc.remote_access import SecureRemotes
 from dvc_secure.adapters.git.history import SnapshotReader, open_repository
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
@@ -242,6 +242,8 @@ def shred(root: Path, domain: str, reason: str, progress: Progress | None = None
     remotes = SecureRemotes(dvc_dir)
     names = secure_remote_names(root)
     record, problems = load_erasure(root, domain, keys)
+    if record is not None and not record.valid_signers(keys.keyring.admin_keys()):
+        record = None  # no admin signed it: never sign someone else's text; rebuild it
     resumed = record is not None
     if record is None:
         if not reason.strip():
@@ -283,6 +285,7 @@ def shred(root: Path, domain: str, reason: str, progress: Progress | None = None
             f"key of '{domain}' was not destroyed there yet (done: {done}); the erasure is "
             "incomplete", hint=f"make them reachable and run 'dvc-secure shred {domain}' again: "
             f"it resumes with the same record ({record_relpath(domain)})")
+    forget_domain(dvc_dir, domain)  # later pushes must not recreate the domain's keys
     purged = _purge_cache(dvc_dir, record.objects)
     return ShredResult(record, record_relpath(domain), destroyed, deleted, purged, resumed)
 

@@ -313,4 +313,12 @@ def test_grant_rotate_reencrypt_and_new_versions_stay_in_the_domain(repo: Secure
         assert not any(p.is_file() for p in (repo.root / "cohort").rglob("*")) \
             if (repo.root / "cohort").exists() else True
     repo.dvc("pull", "-q", "other.csv.dvc")
-    assert _verify(repo, "--all-revisions")[0] == 0
+    rc, doc = _verify(repo, "--all-revisions", "--remote")
+    assert rc == 0 and "erased" in _codes(doc, "notices"), doc
+    # a new version of the erased dataset is not encrypted into the shredded domain again
+    repo.dvc("pull", "-q", "cohort.dvc", check=False)
+    (repo.root / "cohort").mkdir(exist_ok=True)
+    (repo.root / "cohort/new.csv").write_bytes(b"fresh\n")
+    repo.dvc("add", "-q", "cohort")
+    repo.dvc("push", "-q")
+    assert not _domain_files(base / "storage")

@@ -118,6 +118,17 @@ def _fixed(key: bytes) -> Callable[[int], bytes]:
     return lambda _epoch: key
 
 
+def forget_domain(dvc_dir: Path, domain: str) -> None:
+    """Remove ``domain`` from the domain map (after a shred)."""
+    path = dvc_dir / DOMAIN_MAP
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    kept = {m: d for m, d in doc.items() if d != domain} if isinstance(doc, dict) else {}
+    path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 class DomainStore:
     """The domain key files of one secure remote (``fs``: a SecureFsspec)."""
 
@@ -154,6 +165,10 @@ class DomainStore:
             epoch_key = keys.keyset.key_for_epoch(epoch)
             path = self._path(domain, epoch)
             blob = self._read(path)
+            if blob is None and create and self._was_erased(domain):
+                raise DomainKeyMissingError(
+                    f"key domain '{domain}' was shredded; nothing is encrypted into it again",
+                    hint=f"remove '{domain}' from .dvc/{DOMAIN_MAP}, or seal into a new domain")
             if blob is None:
                 if not create:
                     raise DomainKeyMissingError(
@@ -246,6 +261,12 @@ class DomainStore:
             return bool(list(self.fs.inner.find(self.fs.storage_path(DOMAIN_DIR))))
         except FileNotFoundError:
             return False
+
+    def _was_erased(self, domain: str) -> bool:
+        dvc_dir = getattr(self.fs.keys, "dvc_dir", None)
+        if not dvc_dir:
+            return False
+        return (Path(dvc_dir).parent / RECORD_DIR / f"{domain}.json").is_file()
 
     def erased(self, rel: str) -> ErasureRecord | None:
         """The valid erasure record that lists object ``rel``, if any (read once)."""
