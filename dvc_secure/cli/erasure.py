@@ -41,8 +41,9 @@ def into_domain(root: Path, args: argparse.Namespace, access: Callable[[Any], An
 
 def cmd_shred(args: argparse.Namespace) -> int:
     from dvc_secure.adapters.dvc.repo_setup import find_repo
+    from dvc_secure.errors import DvcSecureError
     from dvc_secure.services.audit_recorder import record_event
-    from dvc_secure.services.erasure import shred
+    from dvc_secure.services.erasure import pulled_by, shred
 
     repo = find_repo()
     result = shred(repo.root, args.domain, args.reason or "", progress=_say)
@@ -58,6 +59,13 @@ def cmd_shred(args: argparse.Namespace) -> int:
     print(f"  datasets: {', '.join(sorted(rec.datasets))} "
           f"(sealed in {len({c for r in rec.datasets.values() for c in r})} commit(s))")
     print(f"  this clone's cache: {result.purged} file(s) purged")
+    try:
+        pulls = pulled_by(repo.root, sorted(rec.datasets))
+    except DvcSecureError as exc:  # the erasure happened; the list is a courtesy
+        _say(f"could not read the audit trail for past pulls: {exc.message}")
+        pulls = []
+    for actor, when, host in pulls:
+        print(f"  pulled before (audit trail): {actor} on {host}, last {when}")
     _say(f"next: git add .dvc/secure && git commit -m 'erase {rec.domain}' && git push\n"
          "not erased: plaintext already pulled into other clones' caches and workspaces "
          "(see docs/erasure.md; who pulled it: dvc-secure audit --dataset <metafile>)")

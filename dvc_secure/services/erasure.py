@@ -351,3 +351,22 @@ def domain_key_findings(root: Path, sealed: list[tuple[str, Sidecar]],
                 info.append(Finding(rev, sc.metafile, "domain-key-not-checked",
                                     f"domain key of '{domain}' not checked: {exc.message}", ""))
     return fail, info
+
+
+def pulled_by(root: Path, metafiles: list[str]) -> list[tuple[str, str, str]]:
+    """(member, last pull time, host) of every member the audit trail shows pulling one of
+    ``metafiles`` (or everything, with no targets): whom the DPO asks about local copies."""
+    from dvc_secure.services.audit_recorder import event_row, read_log
+
+    wanted = set(metafiles)
+    seen: dict[tuple[str, str], str] = {}
+    for ev in read_log(root, remote=None).view.events:
+        if ev.action != "pull":
+            continue
+        if ev.datasets != ["all"] and not wanted & {d.removesuffix(".dvc") + ".dvc"
+                                                    for d in ev.datasets}:
+            continue
+        row = event_row(ev, {})
+        key = (str(row["actor"]), str(row["client"]["host"]))
+        seen[key] = max(seen.get(key, ""), str(row["time"]))
+    return sorted((actor, when, host) for (actor, host), when in seen.items())

@@ -322,3 +322,24 @@ def test_grant_rotate_reencrypt_and_new_versions_stay_in_the_domain(repo: Secure
     repo.dvc("add", "-q", "cohort")
     repo.dvc("push", "-q")
     assert not _domain_files(base / "storage")
+
+
+def test_threshold_two_needs_a_second_admin_to_shred(repo: SecureRepo, tmp_path: Path) -> None:
+    from tests.integration.test_access import Person, commit_keyring, grant
+
+    bob = Person(repo, tmp_path, "bob")
+    grant(repo, bob, "admin")
+    repo.secure("threshold", "2")
+    bob.secure("approve")
+    commit_keyring(repo, "threshold 2")
+    base = repo.root.parent
+    proc = repo.secure("shred", DOMAIN, "--reason", "erasure request 17", check=False)
+    assert proc.returncode == 2 and "pending" in proc.stderr, proc.stderr
+    assert _domain_files(base / "storage") and _domain_files(base / "backup-storage")
+    rc, doc = _verify(repo)  # a pending record excuses nothing
+    assert rc == 1 and "invalid-erasure-or-hold-record" in _codes(doc, "findings")
+    out = bob.secure("shred", DOMAIN).stdout  # the second admin signs the same record
+    assert "(resumed)" in out and "by alice" in out
+    assert not _domain_files(base / "storage") and not _domain_files(base / "backup-storage")
+    _commit(repo, "erase")
+    assert _verify(repo, "--all-revisions")[0] == 0
