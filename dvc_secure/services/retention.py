@@ -28,6 +28,10 @@ from dvc_secure.core.verification.retention import (
 from dvc_secure.errors import DvcSecureError
 
 INVALID_RECORD = "invalid-erasure-or-hold-record"
+# remote/deep findings (services/remote_check.py) a valid erasure record stands in for: the
+# objects are gone or unreadable on purpose. Signature and chain findings stay.
+STOOD_IN = frozenset({"remote-object-missing", "remote-object-size-mismatch",
+                      "remote-object-corrupted", "deep-object-failed", "deep-content-mismatch"})
 
 
 @dataclass
@@ -90,8 +94,8 @@ def verify_retention(root: Path, sealed: list[tuple[str, Sidecar]], today: dt.da
                                     records.erasures, records.holds)
     erased = {sc.metafile for _r, sc in sealed
               if sc.access.domain is not None and sc.access.domain in records.erasures}
-    kept = [f for f in findings if not any(f.dataset == m or f.dataset.startswith(m + ":")
-                                           for m in erased)]
+    kept = [f for f in findings if f.code not in STOOD_IN or not any(
+        f.dataset == m or f.dataset.startswith(m + ":") for m in erased)]
     del findings[:]
     findings.extend(kept + fail)
     notices.extend(info)
