@@ -203,6 +203,11 @@ def move_into_domain(root: Path, metafiles: list[str], domain: str,
             fs.journal.flush()
         if progress:
             progress(f"{len(oids)} object(s) moved into key domain '{domain}' on '{name}'")
+    from dvc_secure.services.upload_records import publish_pending
+
+    # signed upload records: verify --remote accepts the new ciphertext where older sealed
+    # versions pinned the old one (docs/spec/repair.md)
+    publish_pending(strict=True)
     return count
 
 
@@ -341,6 +346,7 @@ def domain_key_findings(root: Path, sealed: list[tuple[str, Sidecar]],
             checked.add(key)
             try:
                 remotes.get(out.remote).domains.data_key(domain, out.key_epoch)
+                fail.extend(_outside_domain(root, remotes, rev, sc, domain))
             except DomainKeyMissingError as exc:
                 fail.append(Finding(rev, sc.metafile, DOMAIN_KEY_MISSING,
                                     f"{sc.metafile} on '{out.remote}': {exc.message}",
@@ -351,6 +357,31 @@ def domain_key_findings(root: Path, sealed: list[tuple[str, Sidecar]],
                 info.append(Finding(rev, sc.metafile, "domain-key-not-checked",
                                     f"domain key of '{domain}' not checked: {exc.message}", ""))
     return fail, info
+
+
+OUTSIDE_DOMAIN = "object-outside-domain"
+
+
+def _outside_domain(root: Path, remotes: SecureRemotes, rev: str, sc: Sidecar,
+                    domain: str) -> list[Finding]:
+    """Objects of a domain dataset stored under another key (e.g. pushed by a clone without
+    the domain map): a shred could not erase them."""
+    out = []
+    for t in targets_of(root / ".dvc", remotes, [sc]):
+        if t.rel.startswith("secure/manifests/"):
+            continue  # names and digests, no content: under the repository key (erasure.md)
+        fs = remotes.get(t.remote)
+        try:
+            got, key = fs.domains.stored_key(fs.object_path(t.rel), t.rel)
+        except FileNotFoundError:
+            continue  # remote-object-missing is the remote check's finding
+        if key is not None and got != domain:
+            out.append(Finding(rev, sc.metafile, OUTSIDE_DOMAIN,
+                               f"{t.rel} of {sc.metafile} on '{t.remote}' is stored under "
+                               f"{'the repository key' if got is None else repr(got)}, not in "
+                               f"key domain '{domain}': a shred would not erase it",
+                               f"move it: dvc-secure seal {sc.metafile} --domain {domain}"))
+    return out
 
 
 def pulled_by(root: Path, metafiles: list[str]) -> list[tuple[str, str, str]]:

@@ -343,3 +343,21 @@ def test_threshold_two_needs_a_second_admin_to_shred(repo: SecureRepo, tmp_path:
     assert not _domain_files(base / "storage") and not _domain_files(base / "backup-storage")
     _commit(repo, "erase")
     assert _verify(repo, "--all-revisions")[0] == 0
+
+
+def test_object_pushed_outside_the_domain_is_reported(repo: SecureRepo) -> None:
+    (repo.root / ".dvc/secure/domains.json").unlink()  # a clone without the domain map
+    (repo.root / "cohort/p4.csv").write_bytes(b"patient-4\n")
+    repo.dvc("add", "-q", "cohort")
+    repo.dvc("push", "-q")
+    repo.dvc("push", "-q", "-r", "backup")
+    repo.secure("seal", "cohort.dvc")
+    _commit(repo, "v2 outside")
+    rc, doc = _verify(repo, "--remote")
+    assert rc == 1 and "object-outside-domain" in _codes(doc, "findings"), doc
+    repo.secure("seal", "cohort.dvc", "--domain", DOMAIN)  # the fix the finding names
+    _commit(repo, "moved")
+    assert _verify(repo, "--remote")[0] == 0
+    # older versions pinned the ciphertext that was moved: upload records vouch for it
+    rc, doc = _verify(repo, "--remote", "--all-revisions")
+    assert rc == 0, doc

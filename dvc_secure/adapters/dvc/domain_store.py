@@ -237,24 +237,33 @@ class DomainStore:
             self._listed[epoch] = found
         return found
 
+    def stored_key(self, target: str, rel: str) -> tuple[str | None, bytes | None]:
+        """(key domain or None for the repository key, the key whose header MAC verifies) of
+        the stored object ``target``; (None, None) when no key this clone has opens it."""
+        keys = self.fs.keys.get()
+        with self.fs.inner.open(target, "rb") as f:
+            head = f.read(HEADER_LEN)
+        try:
+            epoch = ObjectHeader.parse(head).epoch
+            default = keys.keyset.key_for_epoch(epoch)
+        except DvcSecureError:
+            return None, None
+        if header_authenticates(head, rel.encode(), default):
+            return None, default
+        for domain, key in self._named(epoch):
+            if header_authenticates(head, rel.encode(), key):
+                return domain, key
+        return None, None
+
     def object_keys(self, target: str, rel: str) -> tuple[Callable[[int], bytes], bytes]:
         """For re-encryption of the stored object ``target`` (identity ``rel``): the key
         source that opens it, and the key its new encryption under the current epoch uses
         (its key domain's, or the repository's)."""
         keys = self.fs.keys.get()
-        with self.fs.inner.open(target, "rb") as f:
-            head = f.read(HEADER_LEN)
-        default = (keys.keyset.key_for_epoch, self.data_key_for_upload(None))
-        try:
-            epoch = ObjectHeader.parse(head).epoch
-            if header_authenticates(head, rel.encode(), keys.keyset.key_for_epoch(epoch)):
-                return default
-        except DvcSecureError:
-            return default  # the reader reports it
-        for domain, key in self._named(epoch):
-            if header_authenticates(head, rel.encode(), key):
-                return _fixed(key), self.data_key_for_upload(domain)
-        return default
+        domain, key = self.stored_key(target, rel)
+        if domain is None or key is None:
+            return keys.keyset.key_for_epoch, self.data_key_for_upload(None)  # reader decides
+        return _fixed(key), self.data_key_for_upload(domain)
 
     def has_any(self) -> bool:
         try:
