@@ -198,6 +198,21 @@ def test_forged_erasure_records_are_rejected(repo: SecureRepo) -> None:
     shutil.copy(path, path.with_name("other-domain.json"))
     rc, report = _verify(repo)
     assert rc == 1 and any("replayed" in f["message"] for f in report["findings"])
+    path.with_name("other-domain.json").unlink()
+    # written and signed by someone who is not an admin (no shred ran for this domain)
+    import os
+
+    from dvc_secure.core.format.primitives import SigningKeyPair
+    from dvc_secure.core.records.erasure import ErasureRecord
+
+    good = ErasureRecord.from_bytes(path.read_bytes(), "r")
+    forged = ErasureRecord.create(keyring_id=good.keyring_id, epoch=1, created=good.created,
+                                  domain="other", reason="x", by="mallory",
+                                  datasets={"other.csv.dvc": []}, objects=["files/md5/aa/b"],
+                                  remotes=["vault"]).sign(SigningKeyPair.from_private(os.urandom(32)))
+    path.with_name("other.json").write_bytes(forged.to_bytes())
+    rc, report = _verify(repo)
+    assert rc == 1 and any("0 admin(s)" in f["message"] for f in report["findings"]), report
 
 
 def test_retention_due_then_apply_then_verify_passes(repo: SecureRepo) -> None:
