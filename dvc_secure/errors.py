@@ -114,6 +114,25 @@ class IncidentRecordError(ConfigurationError):
     """An incident record (.dvc/secure/incidents/) is malformed or not validly signed."""
 
 
+class ErasureError(ConfigurationError):
+    """Key domains, crypto-shredding, retention and legal hold (docs/erasure.md)."""
+    default_hint = "see docs/erasure.md; 'dvc-secure retention' shows domains, dates and holds"
+
+
+class ErasedError(ErasureError):
+    """The object's key domain was shredded under a valid, signed erasure record."""
+    exit_code = 1
+
+
+class DomainKeyMissingError(ErasureError):
+    """A domain key is missing from a secure remote and no valid erasure record says why."""
+    exit_code = 1
+
+
+class LegalHoldError(ErasureError):
+    """A legal hold blocks shredding or retention of the domain."""
+
+
 class ReencryptionInterruptedError(ReencryptionError):
     """Ctrl-C (or SIGINT) stopped a re-encryption; every object is still readable and a
     re-run resumes the same epoch."""

@@ -223,6 +223,10 @@ def cmd_seal(args: argparse.Namespace) -> int:
     repo = find_repo()
     access = with_access(args.classification, args.owner, args.purpose, args.delete_after,
                          args.readers.split(",") if args.readers is not None else None)
+    if args.domain:
+        from dvc_secure.cli.erasure import into_domain
+
+        access = into_domain(repo.root, args, access)
     results = seal_metafiles(repo.root, args.targets or None, access=access, offline=args.offline)
     for r in results:
         state = f"sealed version {r.version}" if r.changed else f"unchanged (version {r.version})"
@@ -403,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purpose", help="purpose of processing")
     p.add_argument("--delete-after", metavar="YYYY-MM-DD", help="retention limit ('' clears it)")
     p.add_argument("--readers", metavar="NAMES", help="comma-separated list of intended readers")
+    p.add_argument("--domain", help="seal into this key domain (docs/erasure.md)")
     p.add_argument("--offline", action="store_true",
                    help="do not pin the remote ciphertext (objects not pushed yet); "
                    "'verify --remote' will report this version as not indexed")
@@ -470,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dvc_secure.cli.doctor import add_parsers as add_doctor_parsers
 
     add_doctor_parsers(sub)
+    from dvc_secure.cli.erasure import add_parsers as add_erasure_parsers
+
+    add_erasure_parsers(sub)
     return parser
 
 

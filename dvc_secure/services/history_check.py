@@ -185,6 +185,10 @@ def verify_history(root: Path, rev: str | None = None, all_revisions: bool = Fal
             report.findings.extend(checker.check_remote(sealed.values()))
         if deep:
             report.findings.extend(checker.check_deep(sealed.values()))
+    from dvc_secure.services.retention import verify_retention  # docs/erasure.md
+
+    verify_retention(root, list(sealed.values()), today, report.findings, report.notices,
+                     remote=remote or deep)
     report.verifier, report.reader = verifier, reader
     report.sealed = list(sealed.values())
     return report

@@ -177,6 +177,7 @@ class _Reencryptor:
         record entry and that temporary path (the caller journals, then renames)."""
         tmp = fs.storage_path(f"{TMP_DIR}/reencrypt-{os.urandom(12).hex()}")
         rel_id = t.rel.encode()
+        old_keys, new_key = fs.domains.object_keys(target, t.rel)  # key domains: erasure.md
         pipe = BoundedPipe(md5=t.rel.endswith(".dir") and t.plaintext_sha256 is None)
         old_result: list[ObjectSeal] = []
         try:
@@ -187,7 +188,7 @@ class _Reencryptor:
                     try:
                         old_result.append(decrypt_object(
                             cast(BinaryIO, old_bytes), pipe, object_id=rel_id,
-                            key_for_epoch=self.keys.keyset.key_for_epoch,
+                            key_for_epoch=old_keys,
                             # checked after the fact: see _check_content
                             is_trusted_signer=lambda _public, _epoch: True))
                         pipe.close()
@@ -196,7 +197,7 @@ class _Reencryptor:
 
                 worker = threading.Thread(target=decrypt, name="dvc-secure-reencrypt", daemon=True)
                 worker.start()
-                enc = EncryptingReader(cast(BinaryIO, pipe), data_key=self.data_key,
+                enc = EncryptingReader(cast(BinaryIO, pipe), data_key=new_key,
                                        epoch=self.epoch, object_id=rel_id, signer=self.signer,
                                        digest_ciphertext=True)
                 try:
@@ -220,7 +221,7 @@ class _Reencryptor:
                 raise ReencryptionError(f"re-encryption of {t.rel} ended early",
                                         hint="resume the re-encryption")
             self._check_content(t, old, pipe)
-            self._verify_upload(fs, tmp, rel_id, new, old)
+            self._verify_upload(fs, tmp, rel_id, new, old, new_key)
         except BaseException:
             with contextlib.suppress(Exception):
                 fs.inner.rm_file(tmp)
@@ -231,12 +232,12 @@ class _Reencryptor:
             new_sha256=new.ciphertext_sha256.hex(), new_size=new.ciphertext_size), tmp
 
     def _verify_upload(self, fs: SecureFsspec, tmp: str, rel_id: bytes, new: ObjectSeal,
-                       old: ObjectSeal) -> None:
+                       old: ObjectSeal, key: bytes) -> None:
         """Read the uploaded copy back once: its bytes and its content must be ours."""
         with fs.inner.open(tmp, "rb") as raw:
             stored = HashingReader(raw)
             check = decrypt_object(cast(BinaryIO, stored), Discard(), object_id=rel_id,
-                                   key_for_epoch=self.keys.keyset.key_for_epoch,
+                                   key_for_epoch=lambda _epoch: key,
                                    is_trusted_signer=lambda public, _epoch: public == self.signer.public)
         assert new.ciphertext_sha256 is not None
         if (stored.sha.digest() != new.ciphertext_sha256 or stored.size != new.ciphertext_size
@@ -322,7 +323,7 @@ def _adopt(fs: SecureFsspec, r: _Reencryptor, t: Target, target: str,
     with fs.inner.open(target, "rb") as raw:
         stored = HashingReader(raw)
         seal = decrypt_object(cast(BinaryIO, stored), Discard(), object_id=t.rel.encode(),
-                              key_for_epoch=r.keys.keyset.key_for_epoch,
+                              key_for_epoch=fs.domains.object_keys(target, t.rel)[0],
                               is_trusted_signer=r.keys.is_trusted_signer)
     actual = stored.sha.hexdigest()
     pinned_sha, pinned_size = pinned

@@ -17,16 +17,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, cast
 
 from dvc_secure.adapters.local.repo_keys import RepoKeys
+from dvc_secure.core.format.domain_keys import header_authenticates
 from dvc_secure.core.format.object_format import (
     HEADER_LEN,
     ObjectHeader,
     ObjectSeal,
     decrypt_object,
 )
-from dvc_secure.errors import ContentMismatchError, DvcSecureError, ObjectFormatError
+from dvc_secure.errors import (
+    ContentMismatchError,
+    DvcSecureError,
+    NoKeyForEpochError,
+    ObjectFormatError,
+)
 
 DVC3_OBJECT = re.compile(r"^files/md5/([0-9a-f]{2})/([0-9a-f]{30})(\.dir)?$")
 MANIFEST = re.compile(r"^secure/manifests/([0-9a-f]{64})$")
@@ -49,6 +56,10 @@ class PeekedSource:
         self._raw = raw
         self._head = raw.read(HEADER_LEN)
         self._pos = 0
+
+    @property
+    def head(self) -> bytes:
+        return self._head
 
     def epoch(self) -> int | None:
         try:
@@ -109,15 +120,46 @@ def check_former_signer_content(rel: str, seal: ObjectSeal, md5: str | None,
             "and rotate with 'dvc-secure rotate --reencrypt'")
 
 
-def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys) -> ObjectSeal:
+class DomainKeys(Protocol):
+    def candidates(self, epoch: int) -> list[bytes]: ...
+
+    def missing(self, rel: str, epoch: int) -> DvcSecureError | None: ...
+
+
+def _key_source(src: PeekedSource, rel: str, keys: RepoKeys,
+                domains: DomainKeys | None) -> Callable[[int], bytes]:
+    """The repository's epoch keys, or the one key domain's key whose header MAC verifies
+    (docs/spec/domain-key.md §4): the key commitment tells which key an object is under."""
+    epoch = src.epoch()
+    if domains is None or epoch is None:
+        return keys.keyset.key_for_epoch
+    try:
+        default = keys.keyset.key_for_epoch(epoch)
+    except NoKeyForEpochError:
+        return keys.keyset.key_for_epoch  # the reader reports the missing epoch key
+    if header_authenticates(src.head, rel.encode(), default):
+        return keys.keyset.key_for_epoch
+    for key in domains.candidates(epoch):
+        if header_authenticates(src.head, rel.encode(), key):
+            return lambda _epoch: key
+    error = domains.missing(rel, epoch)
+    if error is not None:
+        raise error
+    return keys.keyset.key_for_epoch  # the reader reports WrongKeyError
+
+
+def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys,
+                    domains: DomainKeys | None = None) -> ObjectSeal:
     """``decrypt_object`` with the former-signer content check in the same pass: MD5 is
-    computed only when the header epoch is one a former signer held."""
+    computed only when the header epoch is one a former signer held. ``domains``: the key
+    domains of the remote (docs/erasure.md)."""
     src = PeekedSource(raw)
+    key_for_epoch = _key_source(src, rel, keys, domains)
     hashing = Md5Sink(sink) if keys.content_check_needed(src.epoch()) else None
     seal = decrypt_object(
         cast(BinaryIO, src), hashing if hashing is not None else sink,
         object_id=rel.encode(),
-        key_for_epoch=keys.keyset.key_for_epoch,
+        key_for_epoch=key_for_epoch,
         is_trusted_signer=keys.is_trusted_signer,
     )
     check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)

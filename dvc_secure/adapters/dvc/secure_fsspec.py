@@ -24,6 +24,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, fs_join
 from dvc_secure.adapters.dvc.content_check import authenticated_ciphertext, decrypt_checked
+from dvc_secure.adapters.dvc.domain_store import DomainStore
 from dvc_secure.adapters.dvc.hidden_naming import Namer, RemoteNaming
 from dvc_secure.adapters.dvc.storage_names import (
     OBJECT_PATH,
@@ -83,7 +84,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         self.namer = Namer(naming or RemoteNaming(), keys)
         self._fsid = "secure_" + hashlib.sha256(fsid_seed.encode()).hexdigest()[:24]
         self._root_made = False
-        self._root_lock = threading.Lock()
+        self._root_lock, self.domains = threading.Lock(), DomainStore(self)
 
     # --- paths -------------------------------------------------------------------------
 
@@ -237,7 +238,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         # `dvc pull --run-cache` probes first) exists when an object lies below it
         if self.hide_names and (OBJECT_PATH.search(rel) is None or rel.startswith("runs/")):
             return any(True for _ in self._find_rels(rel, False))
-        return False
+        return self.domains.erased(rel) is not None  # a tombstone stands in (erasure.md)
 
     def isfile(self, path: str) -> bool:
         try:
@@ -348,11 +349,12 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     # --- data ------------------------------------------------------------------------------
 
     @service_hooks.failures_counted
-    def upload_stream(self, source: IO[bytes], path: str, size: int | None = None) -> ObjectSeal:
+    def upload_stream(self, source: IO[bytes], path: str, size: int | None = None,
+                      domain: str | None = None) -> ObjectSeal:
         """Encrypt ``source`` and store it as ``path``; a failure leaves no partial object.
 
         ``size`` (the plaintext size, when known) lets the cleanup tell a partial upload from
-        a complete object that was already there.
+        a complete object that was already there; ``domain``: a key domain (docs/erasure.md).
         """
         rel = self._rel(self._strip_protocol(path))
         if not rel:
@@ -360,7 +362,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         keys = self.keys.get()
         reader = EncryptingReader(
             cast(BinaryIO, source),
-            data_key=keys.keyset.key_for_epoch(keys.keyset.current_epoch),
+            data_key=self.domains.data_key_for_upload(domain, rel),  # docs/erasure.md
             epoch=keys.keyset.current_epoch,
             object_id=rel.encode(),
             signer=keys.signer(),
@@ -430,7 +432,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         try:
             size = self.inner.info(target).get("size")
         except FileNotFoundError:
-            raise FileNotFoundError(f"{rpath} is not on the secure remote") from None
+            raise self.domains.gone(rel, f"{rpath} is not on the secure remote") from None
         if size is not None:
             plain = plaintext_size(size, DEFAULT_SEGMENT_LOG2)
             if plain is not None:
@@ -440,7 +442,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out, self.inner.open(target, "rb") as src:
-                decrypt_checked(src, ProgressSink(out, callback), rel, keys)
+                decrypt_checked(src, ProgressSink(out, callback), rel, keys, self.domains)
             os.replace(partial, lpath)
             service_hooks.count("down", os.path.getsize(lpath))
         except BaseException:
@@ -455,7 +457,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         rel = self._rel(self._strip_protocol(path))
         keys = self.keys.get()
         with self.inner.open(self.object_path(rel), "rb") as src:
-            return decrypt_checked(src, Discard(), rel, keys)
+            return decrypt_checked(src, Discard(), rel, keys, self.domains)
 
     def stored_object(self, path: str) -> StoredObject | None:
         """Where and what the ciphertext of ``path`` is (from this clone's push journal, else
@@ -487,8 +489,8 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             keys = self.keys.get()
             spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
             try:
-                with self.inner.open(self.object_path(rel), "rb") as src:
-                    decrypt_checked(src, spool, rel, keys)
+                with self.domains.open_stored(rel) as src:  # a tombstone: ErasedError
+                    decrypt_checked(src, spool, rel, keys, self.domains)
             except BaseException:
                 spool.close()
                 raise

@@ -121,6 +121,10 @@ class LazyRepoKeys:
         self._lock = threading.Lock()
         self._keys: RepoKeys | None = None
 
+    @property
+    def dvc_dir(self) -> str | None:
+        return self._dvc_dir
+
     def loaded(self) -> RepoKeys | None:
         """The keys if :meth:`get` already loaded them (never loads: no prompt)."""
         return self._keys

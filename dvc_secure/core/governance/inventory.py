@@ -152,7 +152,8 @@ def custody_text(epochs: Sequence[int]) -> str:
 
 
 def dataset_record(sc: Sidecar, ring: Keyring, locations: Mapping[str, Location],
-                   today: dt.date) -> DatasetRecord:
+                   today: dt.date, holds: Mapping[str, str] | None = None) -> DatasetRecord:
+    """``holds``: key domain -> the text of its active legal hold (docs/erasure.md)."""
     epochs = tuple(sorted({o.key_epoch for o in sc.outputs}))
     signer = ring.member_by_keyid(sc.signer_keyid)
     remotes = sorted({o.remote for o in sc.outputs})
@@ -164,7 +165,7 @@ def dataset_record(sc: Sidecar, ring: Keyring, locations: Mapping[str, Location]
         intended_readers=sc.access.readers,
         recipients=_recipients(ring, epochs, today),
         delete_after=sc.access.delete_after,
-        hold=NO_HOLD,
+        hold=(holds or {}).get(sc.access.domain or "", NO_HOLD),
         locations=tuple(locations.get(r, Location(r, "unknown", "")) for r in remotes),
         key_epochs=epochs,
         key_custody=custody_text(epochs),
@@ -183,8 +184,8 @@ def dataset_record(sc: Sidecar, ring: Keyring, locations: Mapping[str, Location]
 
 def build_inventory(revision: str, sidecars: Sequence[Sidecar], ring: Keyring,
                     locations: Mapping[str, Location], generated_at: str,
-                    today: dt.date) -> Inventory:
+                    today: dt.date, holds: Mapping[str, str] | None = None) -> Inventory:
     """One record per sealed dataset of a verified revision (sorted by metafile)."""
-    records = tuple(dataset_record(sc, ring, locations, today)
+    records = tuple(dataset_record(sc, ring, locations, today, holds)
                     for sc in sorted(sidecars, key=lambda s: s.metafile))
     return Inventory(revision, generated_at, ring.policy_version, ring.current_epoch, records)

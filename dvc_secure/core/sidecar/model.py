@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from dvc_secure.core.format.domain_keys import DOMAIN_NAME
 from dvc_secure.core.format.primitives import SigningKeyPair, valid_signers
 from dvc_secure.core.keys.identity import key_fingerprint
 from dvc_secure.errors import SidecarError
@@ -99,11 +100,15 @@ class AccessMetadata:
     purpose: str = ""
     delete_after: str | None = None
     readers: tuple[str, ...] = ()
+    domain: str | None = None  # key domain (docs/erasure.md); None: the repository's default
 
     def to_dict(self) -> dict[str, Any]:
-        return {"classification": self.classification, "owner": self.owner,
-                "purpose": self.purpose, "delete_after": self.delete_after,
-                "readers": list(self.readers)}
+        d: dict[str, Any] = {"classification": self.classification, "owner": self.owner,
+                             "purpose": self.purpose, "delete_after": self.delete_after,
+                             "readers": list(self.readers)}
+        if self.domain is not None:
+            d["domain"] = self.domain
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> AccessMetadata:
@@ -118,9 +123,12 @@ class AccessMetadata:
         readers = d.get("readers", [])
         if not isinstance(readers, list) or not all(isinstance(r, str) for r in readers):
             raise SidecarError("access: readers must be a list of names")
+        domain = d.get("domain")
+        if domain is not None and (not isinstance(domain, str) or not DOMAIN_NAME.match(domain)):
+            raise SidecarError("access: domain must be absent or a key domain name")
         return cls(classification=cls_, owner=str(d.get("owner", "")),
                    purpose=str(d.get("purpose", "")), delete_after=delete_after,
-                   readers=tuple(readers))
+                   readers=tuple(readers), domain=domain)
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,12 @@ def inventory(root: Path, rev: str | None = None, croissant: bool = False,
         return result
     sidecars = [sc for mf, sc in checked.sidecars.items() if not datasets or mf in datasets]
     names = {o.remote for sc in sidecars for o in sc.outputs}
+    from dvc_secure.services.retention import active_holds
+
     inv = build_inventory(checked.revision, sidecars, checked.keyring,
                           remote_locations(root / ".dvc", names),
-                          when.strftime("%Y-%m-%dT%H:%M:%SZ"), when.date())
+                          when.strftime("%Y-%m-%dT%H:%M:%SZ"), when.date(),
+                          active_holds(root, checked.keyring))
     result.inventory = inv
     if croissant:
         files = SealedFiles(root)
