@@ -186,7 +186,8 @@ class _Discard:
         return len(data)
 
 
-def authenticated_ciphertext(raw: BinaryIO, rel: str, where: str, keys: RepoKeys) -> tuple[int, str]:
+def authenticated_ciphertext(raw: BinaryIO, rel: str, where: str, keys: RepoKeys,
+                             domains: DomainKeys | None = None) -> tuple[int, str]:
     """Size and SHA-256 of a stored object's ciphertext, read once, *after* it passed every
     check a pull makes (header MAC, STREAM, writer signature, former-signer content check).
 
@@ -197,7 +198,7 @@ def authenticated_ciphertext(raw: BinaryIO, rel: str, where: str, keys: RepoKeys
     for a revision nobody can pull back (issue 13 item 6)."""
     reader = _HashingReader(raw)
     try:
-        decrypt_checked(cast(BinaryIO, reader), _Discard(), rel, keys)
+        decrypt_checked(cast(BinaryIO, reader), _Discard(), rel, keys, domains)
     except ObjectFormatError as exc:  # a missing epoch key stays what it is
         raise type(exc)(
             f"the object stored at '{where}' for '{rel}' is not a valid object of this "

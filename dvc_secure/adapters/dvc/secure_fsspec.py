@@ -470,7 +470,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         try:
             with self.inner.open(target, "rb") as f:  # not uploaded by us: authenticate it
                 size, sha256 = authenticated_ciphertext(f, rel, self.storage_rel(target),
-                                                        self.keys.get())
+                                                        self.keys.get(), self.domains)
         except FileNotFoundError:
             return None
         obj = StoredObject(self.storage_rel(target), size, sha256)
