@@ -108,6 +108,12 @@ def _shred(repo: SecureRepo) -> str:
     return out
 
 
+def _dvc_version() -> tuple[int, ...]:
+    import dvc
+
+    return tuple(int(p) for p in dvc.__version__.split(".")[:2] if p.isdigit())
+
+
 def test_domain_objects_pull_from_both_remotes_until_shredded(repo: SecureRepo) -> None:
     base = repo.root.parent
     assert len(_domain_files(base / "storage")) == 1 == len(_domain_files(base / "backup-storage"))
@@ -152,7 +158,10 @@ def test_domain_objects_pull_from_both_remotes_until_shredded(repo: SecureRepo) 
     repo.git("checkout", "-q", pre_shred)
     _wipe(repo)
     proc = repo.dvc("pull", "cohort.dvc", check=False)
-    assert proc.returncode != 0
+    if _dvc_version() >= (3, 1):
+        assert proc.returncode != 0
+    else:  # DVC 3.0.x reports objects missing on the remote as a warning and exits 0
+        assert "do not exist" in proc.stderr + proc.stdout, proc
     assert not (repo.root / "cohort").exists() or not any((repo.root / "cohort").iterdir())
 
 
