@@ -163,6 +163,8 @@ def test_domain_objects_pull_from_both_remotes_until_shredded(repo: SecureRepo) 
     else:  # DVC 3.0.x reports objects missing on the remote as a warning and exits 0
         assert "do not exist" in proc.stderr + proc.stdout, proc
     assert not (repo.root / "cohort").exists() or not any((repo.root / "cohort").iterdir())
+    rc, doc = _verify(repo, "--remote")  # without the record, a missing key is a failure
+    assert rc == 1 and "domain-key-missing" in _codes(doc, "findings"), doc
 
 
 def test_pull_of_restored_backup_copy_names_the_record(repo: SecureRepo,
