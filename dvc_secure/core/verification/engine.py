@@ -41,10 +41,10 @@ from dvc_secure.core.verification.findings import (
     UNTRUSTED_ROOT,
     UNTRUSTED_SIGNER,
     Finding,
-    expired_member_findings,
 )
-
-__all__ = ["HistoryVerifier", "Snapshot", "expired_member_findings"]
+from dvc_secure.core.verification.findings import (
+    expired_member_findings as expired_member_findings,  # re-exported (moved to findings)
+)
 
 
 class TrustView(Protocol):
