@@ -28,6 +28,7 @@ from dvc_secure.core.records.reencryption import (
     Replacements,
     check_record,
     epoch_of_filename,
+    record_relpath,
 )
 from dvc_secure.core.records.upload import Attestations, UploadTrust
 from dvc_secure.core.sidecar.model import SealedOutput, Sidecar
@@ -230,6 +231,13 @@ class RemoteChecker:
         re-encryption of it, nor a ciphertext a trusted writer recorded uploading there."""
         if actual is None:
             return OBJECT_MISSING, "is missing"
+        superseded = self._superseded(remote, expected, actual)
+        if superseded is not None:
+            return OBJECT_CORRUPTED, (
+                f"is the ciphertext that the committed re-encryption record {superseded} "
+                "replaced (the store was rolled back to a superseded key epoch, which "
+                f"revoked members may still open); fix: dvc-secure repair -r {remote} (pushes "
+                "it again under the current key epoch from a clone whose cache has it)")
         if actual.sha256 == expected.sha256 and actual.size == expected.size:
             return None
         if self._reencrypted(remote, expected, actual):
@@ -334,6 +342,20 @@ class RemoteChecker:
         if record_findings:
             findings.extend(self.replacements()[1])
         return findings
+
+    def _superseded(self, remote: str, expected: StoredObject, actual: StoredObject
+                    ) -> str | None:
+        """The record (file name) whose re-encryption replaced the stored ciphertext at its
+        path on ``remote``, if any: a committed, honoured record pins its new ciphertext
+        (docs/spec/reencryption.md); None also when the records cover another remote."""
+        accepted, _ = self.replacements()
+        if not accepted:
+            return None
+        for path in {expected.path, actual.path}:
+            epoch = accepted.superseded_by(remote, path, actual.sha256)
+            if epoch is not None:
+                return record_relpath(epoch)
+        return None
 
     def _reencrypted(self, remote: str, expected: StoredObject, actual: StoredObject) -> bool:
         """Is the stored object a recorded, signed re-encryption of the pinned one?"""

@@ -7,6 +7,7 @@ changes per commit costs little more than its number of commits.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,7 +111,9 @@ class SnapshotReader(SnapshotBuilder):
 
     def snapshot(self, commit: pygit2.Commit) -> Snapshot:
         parents = tuple(str(p) for p in commit.parent_ids)
-        return self.snapshot_from_files(str(commit.id), parents, self.files_at(commit))
+        day = dt.datetime.fromtimestamp(commit.commit_time, dt.timezone.utc).date()
+        return self.snapshot_from_files(str(commit.id), parents, self.files_at(commit),
+                                        committed_on=day)
 
     def snapshots(self, commits: list[pygit2.Commit]) -> Iterator[Snapshot]:
         for c in commits:

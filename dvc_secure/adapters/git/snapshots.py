@@ -3,6 +3,7 @@ blobs are read (pygit2 for history walks, ``git cat-file`` for the pre-commit ho
 
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -65,8 +66,10 @@ class SnapshotBuilder:
         return parsed
 
     def snapshot_from_files(self, rev: str, parents: tuple[str, ...], files: dict[str, str],
-                            only: Collection[str] | None = None) -> Snapshot:
-        """``only``: the metafiles to include (default: all); orphans are found among all."""
+                            only: Collection[str] | None = None,
+                            committed_on: dt.date | None = None) -> Snapshot:
+        """``only``: the metafiles to include (default: all); orphans are found among all.
+        ``committed_on``: the day the commit claims (None: not committed yet)."""
         trust = None
         trust_error = None  # no keyring file at all
         if KEYRING_PATH in files:
@@ -109,7 +112,7 @@ class SnapshotBuilder:
             if p.endswith(SIDECAR_SUFFIX) and p[: -len(SIDECAR_SUFFIX)] not in files
         ))
         return Snapshot(rev=rev, parents=parents, metafiles=metafiles, trust=trust,  # type: ignore[arg-type]
-                        trust_error=trust_error, orphan_sidecars=orphans,
+                        trust_error=trust_error, orphan_sidecars=orphans, committed_on=committed_on,
                         holds_secure_files=KEYRING_PATH in files or any(
                             p.endswith(SIDECAR_SUFFIX) for p in files))
 

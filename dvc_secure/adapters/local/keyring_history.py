@@ -7,6 +7,7 @@ the keyring committed at HEAD, and which versions chain validly back to version 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +120,10 @@ def head_keyring(root: Path) -> Keyring | None:
         return None
 
 
-def step_problems(prev: Keyring, nxt: Keyring) -> list[str]:
-    """Why ``nxt`` may not follow ``prev`` (signatures of ``nxt`` itself included)."""
-    problems = prev.transition_problems(nxt)
+def step_problems(prev: Keyring, nxt: Keyring, as_of: dt.date | None = None) -> list[str]:
+    """Why ``nxt`` may not follow ``prev`` (signatures of ``nxt`` itself included);
+    ``as_of``: the date the change is judged on (admins expired by then do not count)."""
+    problems = prev.transition_problems(nxt, as_of)
     if not problems:
         try:
             nxt.verify_signatures()

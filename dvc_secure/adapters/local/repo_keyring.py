@@ -17,6 +17,7 @@ ancestry (a rollback, e.g. ``git merge -s ours`` keeping an older keyring).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import tempfile
@@ -38,6 +39,11 @@ _RESTORE_HINT = ("restore the last keyring you trust: 'git log --oneline -- "
                  ".dvc/secure/keyring.json', then 'git checkout <good commit> -- "
                  ".dvc/secure/keyring.json'; policy changes must be signed by the previous admins "
                  "('dvc-secure grant/revoke/approve')")
+_EXPIRED_HINT = ("the change reached this clone after the grant of an admin who signed it "
+                 "had expired (docs/access.md, 'what expiry guarantees exactly'): it counts only "
+                 "if admins valid today sign it. If the team confirms it was signed and "
+                 "published in time, trust the history as a fresh clone does: remove "
+                 ".git/dvc-secure/trusted-keyring.json ('dvc-secure doctor' shows the state)")
 
 
 def keyring_path(dvc_dir: str | os.PathLike[str]) -> Path:
@@ -194,8 +200,8 @@ def trusted_history_keyrings(dvc_dir: str | os.PathLike[str]) -> list[Keyring]:
     return [k for d, k in _history_keyrings(root).items() if d in trusted]
 
 
-def _step_problems(prev: Keyring, nxt: Keyring) -> list[str]:
-    return hist.step_problems(prev, nxt)
+def _step_problems(prev: Keyring, nxt: Keyring, as_of: dt.date | None = None) -> list[str]:
+    return hist.step_problems(prev, nxt, as_of)
 
 
 def _history_keyrings(root: Path) -> dict[str, Keyring]:
@@ -203,9 +209,11 @@ def _history_keyrings(root: Path) -> dict[str, Keyring]:
     return hist.history_keyrings(root)
 
 
-def _walk_back(ring: Keyring, stop: str | None, versions: Mapping[str, Keyring]) -> list[Keyring]:
+def _walk_back(ring: Keyring, stop: str | None, versions: Mapping[str, Keyring],
+               as_of: dt.date | None = None) -> list[Keyring]:
     """Follow ``previous`` links from ``ring`` down to digest ``stop`` (None: version 1);
-    returns the versions oldest first, each checked against its predecessor."""
+    returns the versions oldest first, each checked against its predecessor (``as_of``:
+    the date the changes arrive here; admins whose grant had expired by then do not count)."""
     chain = [ring]
     cur = ring
     while cur.previous is not None and cur.digest != stop:
@@ -217,12 +225,13 @@ def _walk_back(ring: Keyring, stop: str | None, versions: Mapping[str, Keyring])
                 "git history",
                 hint="git fetch (the intermediate policy versions may be missing); "
                 + _RESTORE_HINT)
-        problems = _step_problems(prev, cur)
+        problems = _step_problems(prev, cur, as_of)
         if problems:
             raise UntrustedPolicyError(
                 f"keyring policy version {cur.policy_version} is not a valid successor of "
                 f"version {prev.policy_version}: {'; '.join(problems)}",
-                hint=_RESTORE_HINT)
+                hint=_EXPIRED_HINT if as_of is not None and not _step_problems(prev, cur)
+                else _RESTORE_HINT)
         chain.append(prev)
         cur = prev
     if stop is not None and cur.digest != stop:
@@ -233,11 +242,14 @@ def _walk_back(ring: Keyring, stop: str | None, versions: Mapping[str, Keyring])
 
 
 def _chain_between(pinned: Keyring, ring: Keyring, root: Path) -> list[Keyring]:
+    """The versions from the pin up to ``ring``: they arrive in this clone now, so each is
+    judged on today's date (this machine's clock, which the signer does not control)."""
     if ring.previous == pinned.digest:
         versions: dict[str, Keyring] = {pinned.digest: pinned}  # one step: no git needed
     else:
         versions = {**_history_keyrings(root), pinned.digest: pinned}
-    return _walk_back(ring, pinned.digest, versions)
+    return _walk_back(ring, pinned.digest, versions,
+                      as_of=dt.datetime.now(dt.timezone.utc).date())
 
 
 def _chain_from_root(ring: Keyring, root_policy: str | None,

@@ -399,10 +399,11 @@ class Keyring:
         self.signatures = [s for s in self.signatures if s.get("keyid") != keyid]
         self.signatures.append({"keyid": keyid, "sig": _b64(signer.sign(msg))})
 
-    def admin_keys(self) -> dict[str, bytes]:
+    def admin_keys(self, as_of: dt.date | None = None) -> dict[str, bytes]:
+        """``as_of``: leave out admins whose grant had expired by that date."""
         return {key_fingerprint(k): k for k in (
-            decode_signing_key(m.signing_key) for m in self.members
-            if m.role == "admin" and m.signing_key)}
+            decode_signing_key(m.signing_key) for m in self.members if m.role == "admin"
+            and m.signing_key and not (as_of is not None and m.expired(as_of)))}
 
     @property
     def digest(self) -> str:
@@ -425,8 +426,9 @@ class Keyring:
         pairs = ((str(sig.get("keyid")), sig.get("sig")) for sig in self.signatures)
         return sorted(valid_signers(pairs, admins, SIGN_LABEL + self.canonical_bytes()))
 
-    def transition_problems(self, successor: object) -> list[str]:
-        """Why ``successor`` may not follow this policy (empty: it may)."""
+    def transition_problems(self, successor: object, as_of: dt.date | None = None) -> list[str]:
+        """Why ``successor`` may not follow this policy (empty: it may). ``as_of``: the date
+        the change is judged on; admins whose grant had expired by then do not count."""
         if not isinstance(successor, Keyring):
             return ["the successor is not a dvc-secure keyring"]
         if successor.keyring_id != self.keyring_id:
@@ -439,10 +441,14 @@ class Keyring:
         problems = []
         if successor.previous != self.digest:
             problems.append("the new policy does not name its predecessor's digest")
-        signers = successor.signed_by(self.admin_keys())
+        signers = successor.signed_by(self.admin_keys(as_of))
         if len(signers) < self.threshold:
+            lapsed = sorted(m.name for m in self.members if m.signing_keyid in set(
+                successor.signed_by(self.admin_keys())) - set(signers))
             problems.append(f"signed by {len(signers)} of the previous admins; the previous "
-                            f"policy requires {self.threshold}")
+                            f"policy requires {self.threshold}" + (
+                                f" (the grant of {', '.join(lapsed)} had expired by {as_of}, "
+                                "the date this verifier judges the change on)" if lapsed else ""))
         return problems
 
     def verify_signatures(self, threshold: int | None = None) -> list[str]:

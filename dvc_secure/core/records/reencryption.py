@@ -199,6 +199,7 @@ class Replacements:
 
     def __init__(self, records: Iterable[ReencryptionRecord] = ()) -> None:
         self._map: dict[tuple[str, str], dict[str, set[tuple[str, int]]]] = {}
+        self._epochs: dict[tuple[str, str, str], int] = {}  # (remote, path, old) -> epoch
         for record in records:
             self.add(record)
 
@@ -206,9 +207,17 @@ class Replacements:
         for o in record.objects:
             steps = self._map.setdefault((o.remote, o.path), {})
             steps.setdefault(o.old_sha256, set()).add((o.new_sha256, o.new_size))
+            self._epochs.setdefault((o.remote, o.path, o.old_sha256), record.epoch)
 
     def __bool__(self) -> bool:
         return bool(self._map)
+
+    def superseded_by(self, remote: str, path: str, sha256: str) -> int | None:
+        """The epoch of a recorded re-encryption that replaced ciphertext ``sha256`` at
+        ``path`` on ``remote`` (None: none did). That remote must then hold the successor:
+        the old ciphertext there again is a rollback of the store to an epoch that revoked
+        members may still open."""
+        return self._epochs.get((remote, path, sha256))
 
     def accepts(self, remote: str, path: str, pinned_sha256: str, actual_sha256: str,
                 actual_size: int) -> bool:

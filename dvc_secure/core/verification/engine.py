@@ -22,7 +22,6 @@ from dvc_secure.core.verification.findings import (
     BAD_SIGNATURE,
     BEFORE_ADOPTION,
     CHAIN_BROKEN,
-    EXPIRED_MEMBER,
     FORK,
     INVALID_SIDECAR,
     KEYRING_REMOVED,
@@ -42,6 +41,9 @@ from dvc_secure.core.verification.findings import (
     UNTRUSTED_ROOT,
     UNTRUSTED_SIGNER,
     Finding,
+)
+from dvc_secure.core.verification.findings import (
+    expired_member_findings as expired_member_findings,  # re-exported (moved to findings)
 )
 
 
@@ -63,8 +65,9 @@ class TrustView(Protocol):
 
     policy_version: int
 
-    def transition_problems(self, successor: TrustView) -> list[str]:
-        """Why ``successor`` may not directly follow this policy (empty: it may)."""
+    def transition_problems(self, successor: TrustView, as_of: dt.date | None = None) -> list[str]:
+        """Why ``successor`` may not directly follow this policy (empty: it may); admins
+        whose grant had expired by ``as_of`` do not count toward its threshold."""
         ...
 
     def sealer_expiry(self, keyid: str) -> str | None:
@@ -94,6 +97,8 @@ class Snapshot:
     # does this revision hold any dvc-secure file (the keyring, valid or not, or a sidecar)?
     # None: infer it from ``trust``, ``trust_error`` and the sidecars (hand-built snapshots)
     holds_secure_files: bool | None = None
+    # the day the revision claims it was committed (git's committer date: author-chosen)
+    committed_on: dt.date | None = None
 
     def marks_adoption(self) -> bool:
         if self.holds_secure_files is not None:
@@ -123,18 +128,6 @@ class ChainState:
 
     def copy(self) -> ChainState:
         return ChainState(dict(self.heads), dict(self.high_water), self.policy, self.adopted)
-
-
-def expired_member_findings(rev: str, current_epoch: int,
-                            expired: Iterable[tuple[str, str, str]]) -> list[Finding]:
-    """(name, role, expiry date) of members whose grant expired but who still hold the
-    current key epoch: they can decrypt new pushes until the next rotation."""
-    return [Finding(rev, ".dvc/secure/keyring.json", EXPIRED_MEMBER,
-                    f"the grant of '{name}' ({role}) expired on {day}, but they still hold the "
-                    f"current key epoch {current_epoch} and can decrypt what is pushed next",
-                    "an admin runs 'dvc-secure rotate' (add --reencrypt to also re-encrypt "
-                    "current data), then commits .dvc/secure")
-            for name, role, day in expired]
 
 
 def _mark(trust: TrustView) -> PolicyMark:
@@ -287,13 +280,22 @@ class HistoryVerifier:
         if any(p is not None and p.policy_id == cur.policy_id for p in parents):
             return [], hw.mark  # unchanged here (a merge may bring a change verified on its branch)
         preds = [p for p in parents if p is not None and p.policy_version == cur.policy_version - 1]
-        problems = preds[0].transition_problems(cur) if preds else [
+        day = self._policy_day(snap)
+        problems = (preds[0].transition_problems(cur, as_of=day) if day else
+                    preds[0].transition_problems(cur)) if preds else [
             f"trust policy version jumped to {cur.policy_version}"]
         if not problems:
             return [], hw.mark
         return [Finding(snap.rev, where, POLICY_UNAUTHORIZED,
                         f"trust policy changed without authority: {'; '.join(problems)}",
                         fix)], hw.mark
+
+    def _policy_day(self, snap: Snapshot) -> dt.date | None:
+        """The date a policy change new in ``snap`` is judged on (docs/spec/keyring.md,
+        "expiry of signers"): the latest of the day its commit claims and, for a change
+        this verifier sees arrive (a range, a hook), its own date (``today``)."""
+        days = [d for d in (snap.committed_on, self.today if self.arrivals else None) if d]
+        return max(days) if days else None
 
     # --- per metafile ----------------------------------------------------------------------
 

@@ -47,6 +47,18 @@ BEFORE_ADOPTION = "unsealed-before-adoption"
 INFORMATIONAL = frozenset({BEFORE_ADOPTION})
 
 
+def expired_member_findings(rev: str, current_epoch: int,
+                            expired: Iterable[tuple[str, str, str]]) -> list[Finding]:
+    """(name, role, expiry date) of members whose grant expired but who still hold the
+    current key epoch: they can decrypt new pushes until the next rotation."""
+    return [Finding(rev, ".dvc/secure/keyring.json", EXPIRED_MEMBER,
+                    f"the grant of '{name}' ({role}) expired on {day}, but they still hold the "
+                    f"current key epoch {current_epoch} and can decrypt what is pushed next",
+                    "an admin runs 'dvc-secure rotate' (add --reencrypt to also re-encrypt "
+                    "current data), then commits .dvc/secure")
+            for name, role, day in expired]
+
+
 def failing(findings: Iterable[Finding]) -> list[Finding]:
     """The findings that fail a verification (informational ones left out)."""
     return [f for f in findings if f.code not in INFORMATIONAL]

@@ -14,8 +14,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import DVC_SECURE, run
 from tests.integration.attacks.helpers import add_and_push, finding_codes
 from tests.integration.secure_helpers import check_failed, days_later
@@ -102,19 +100,19 @@ def test_attack_expired_admin_renews_his_own_grant(make_secure_repo, tmp_path: P
     assert (repo.root / KEYRING).read_bytes() == keyring
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a keyring change is accepted when a threshold of the previous version's admins signed "
-    "it, whatever their grants' expiry: an expired admin who sets his clock back signs a "
-    "renewal (or any change) that other clones and the CI gate accept. Fix needed: judge "
-    "the signers of a policy change that first appears in the verified range by the "
-    "verifier's date, as sidecars are (signed-after-expiry), in core.verification and the "
-    "clone's trust walk (adapters.local.keyring_history)"))
 def test_attack_expired_admin_with_clock_set_back_renews_his_own_grant(
         make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Fixed (issue 13 item 6): the verifier's date decides. A policy change that arrives
+    after a signer's expiry does not count his signature: the CI gate over the range, and
+    another clone whose trust pin would advance to it, both refuse it."""
     repo = make_secure_repo()
     add_and_push(repo, "a.txt", b"data\n")
     bob = Person(repo, tmp_path, "bob")
     grant(repo, bob, "admin", "--expires", TODAY.isoformat())
+    # alice's other clone trusts policy version 2 (bob an admin until today)
+    clone = tmp_path / "alice-clone"
+    run(["git", "clone", "-q", str(repo.root), str(clone)], tmp_path, repo.env)
+    run([*DVC_SECURE, "members"], clone, repo.env)
     # three days later, bob's clock set back to today: his client lets him renew himself
     far = (TODAY + dt.timedelta(days=365)).isoformat()
     bob.secure("grant", bob.recipient, "--role", "admin", "--signing-key", bob.signing_key,
@@ -122,4 +120,9 @@ def test_attack_expired_admin_with_clock_set_back_renews_his_own_grant(
     commit_keyring(repo, "renew bob")
     later = days_later(repo.env, 3)
     rc, codes = finding_codes(repo, "--rev", "HEAD~1..HEAD", env=later)
-    assert rc == 1, codes
+    assert rc == 1 and codes == ["policy-change-unauthorized"], codes
+    run(["git", "pull", "-q", "--no-rebase"], clone, later)
+    check_failed(run([*DVC_SECURE, "members"], clone, later, check=False),
+                 f"had expired by {TODAY + dt.timedelta(days=3)}")
+    # judged on the day it arrived (today, bob still valid), the same change verifies
+    assert finding_codes(repo, "--rev", "HEAD~1..HEAD") == (0, [])

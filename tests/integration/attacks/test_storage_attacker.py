@@ -17,12 +17,11 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.core.sidecar.model import Sidecar
 from dvc_secure.core.sidecar.remote_index import index_storage_path
+from tests.conftest import DVC_SECURE, run
 from tests.integration.attacks.helpers import add_and_push, finding_codes
 from tests.integration.secure_helpers import (
     check_failed,
@@ -59,15 +58,6 @@ def test_attack_remote_index_replaced_by_an_older_valid_index(make_secure_repo) 
     assert rc == 1 and codes == ["remote-index-missing"], codes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "verify --remote accepts a stored object that matches either pin: the sidecar's remote "
-    "index (pre-rotation ciphertext) or the committed re-encryption record; a store rolled "
-    "back to the old-epoch ciphertext is not reported. Pull still delivers the authentic "
-    "content, and whoever kept the old ciphertext could hand it to the revoked member "
-    "directly, so the loss is the detection, not confidentiality of new data. Fix needed: "
-    "in services.remote_check.object_problem, when an honoured re-encryption record covers "
-    "the object, require the record's new ciphertext (new finding, e.g. "
-    "remote-object-reverted), keeping the old pin for remotes the record does not cover"))
 def test_attack_old_epoch_ciphertext_replayed_after_revoke_reencrypt(
         make_secure_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """After ``revoke bob --reencrypt`` the stored object is under the new epoch; someone
@@ -89,6 +79,12 @@ def test_attack_old_epoch_ciphertext_replayed_after_revoke_reencrypt(
         path.write_bytes(before[path])
     rc, codes = finding_codes(repo, "--remote")
     assert rc == 1 and "remote-object-corrupted" in codes, codes
+    out = run([*DVC_SECURE, "verify", "--remote"], repo.root, repo.env, check=False)
+    assert "re-encryption record .dvc/secure/reencrypted/epoch-" in out.stdout, out.stdout
+    assert "dvc-secure repair -r vault" in out.stdout, out.stdout
+    # the fix the finding names: push it again under the current epoch
+    repo.secure("repair", "-r", "vault")
+    assert finding_codes(repo, "--remote") == (0, [])
 
 
 def test_attack_object_squatted_at_its_name_before_the_writer_pushes(

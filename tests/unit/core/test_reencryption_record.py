@@ -137,3 +137,15 @@ def test_pipe_producer_stops_when_the_upload_aborts() -> None:
     pipe.aborted.set()
     with pytest.raises(ReencryptionError):
         pipe.write(b"y" * (10 << 20))
+
+
+def test_attack_superseded_ciphertext_is_named_by_the_record_that_replaced_it() -> None:
+    """Issue 13 item 6: after a recorded re-encryption a -> b (epoch 2) and b -> c (epoch 3),
+    finding a or b again at that path on that remote is a rollback of the store; c is the
+    current ciphertext, and another remote or path is not covered."""
+    acc = Replacements([_record(_obj(old="a", new="b")), _record(_obj(old="b", new="c"), epoch=3)])
+    assert acc.superseded_by("vault", "ab/token", "a" * 64) == 2
+    assert acc.superseded_by("vault", "ab/token", "b" * 64) == 3
+    assert acc.superseded_by("vault", "ab/token", "c" * 64) is None
+    assert acc.superseded_by("backup", "ab/token", "a" * 64) is None
+    assert acc.superseded_by("vault", "cd/other", "a" * 64) is None
