@@ -32,6 +32,11 @@ VARIANTS = {"plain": "storage", "secure": "vault"}  # variant -> DVC remote name
 OPS = ("push", "pull")
 RATIO_TARGETS = {"A": 1.10, "B": 1.20, "C": 1.10}  # secure/plain wall time, push and pull
 RSS_TARGETS_MIB = {"A": 64.0}  # secure peak RSS may exceed plain by at most this much
+# --guard (.ci/run, smoke scale): a CPU-time ratio above its ceiling is a regression. The
+# ceilings sit well above what the smoke scale measures today (benchmarks/README.md), so
+# only a real regression (an extra pass over the data, a per-object fsync) trips them.
+GUARD_CPU_RATIO = {("A", "push"): 2.0, ("A", "pull"): 1.8, ("B", "push"): 2.0,
+                   ("B", "pull"): 1.8, ("C", "push"): 2.0, ("C", "pull"): 1.8}
 
 
 @dataclass(frozen=True)
@@ -122,68 +127,72 @@ def files_under(path: Path) -> list[Path]:
 
 
 class Bench:
-    def __init__(self, ds: Dataset, root: Path, python: str, jobs: int, env: dict[str, str]) -> None:
+    """One dataset measured the way a user runs it (benchmarks/README.md, "What is measured").
+
+    Every round builds a fresh repository per variant: ``git init``, ``dvc init``, ``dvc
+    remote add -d storage DIR`` and, for ``secure``, ``dvc-secure init --remote storage``
+    (which makes ``vault`` = ``secure://storage`` the default remote), then ``dvc add
+    data`` (untimed). Timed: the whole ``dvc push`` process with default options, then,
+    after deleting the cache and the data, the whole ``dvc pull`` process.
+    """
+
+    def __init__(self, ds: Dataset, root: Path, python: str, jobs: int | None,
+                 env: dict[str, str]) -> None:
         self.ds = ds
         self.root = root
-        self.repo = root / "repo"
-        self.remote_dirs = {"plain": root / "remote-plain", "secure": root / "remote-secure"}
+        self.template = root / "template"
         self.python = python
         self.jobs = jobs
         self.env = env
         self.log = root / "dvc.log"
+        self.round = 0
+        script = Path(python).parent / "dvc"  # the console script a user types
+        self.dvc_cmd = [str(script)] if script.exists() else [python, "-m", "dvc"]
+        secure = Path(python).parent / "dvc-secure"
+        self.secure_cmd = [str(secure)] if secure.exists() else [python, "-m", "dvc_secure.cli.main"]
 
     def dvc(self, *args: str) -> list[str]:
-        return [self.python, "-m", "dvc", *args]
+        return [*self.dvc_cmd, *args]
 
     def setup(self) -> None:
-        self.repo.mkdir(parents=True)
-        run(["git", "init", "-q"], self.repo, self.env)
-        run(self.dvc("init", "-q"), self.repo, self.env)
-        for key, value in (("core.analytics", "false"), ("core.check_update", "false")):
-            run(self.dvc("config", "--local", key, value), self.repo, self.env)
-        run(self.dvc("remote", "add", VARIANTS["plain"], str(self.remote_dirs["plain"])),
-            self.repo, self.env)
-        run(self.dvc("remote", "add", "secure-inner", str(self.remote_dirs["secure"])),
-            self.repo, self.env)
-        run([self.python, "-m", "dvc_secure.cli.main", "init", "--remote", "secure-inner",
-             "--name", VARIANTS["secure"]], self.repo, self.env)
-        # plain and secure remotes side by side on purpose: the admin unpins the remotes
-        run([self.python, "-m", "dvc_secure.cli.main", "remote-policy", "--unpin"],
-            self.repo, self.env)
-        write_random_files(self.ds, self.repo / "data")
-        run(self.dvc("add", "-q", "data"), self.repo, self.env)
+        write_random_files(self.ds, self.template)
 
-    def _forget_remote_state(self) -> None:
-        """Drop what DVC and dvc-secure remember about remotes between commands, so every
-        run starts alike: DVC's data indexes and dvc-secure's push journal. Hashes stay."""
-        site = Path(self.env["DVC_SITE_CACHE_DIR"])
-        tmp = self.repo / ".dvc" / "tmp"
-        for state in [*site.glob("repo/*/index"), tmp / "index", tmp / "secure"]:
-            shutil.rmtree(state, ignore_errors=True)
+    def _fresh_repo(self, variant: str) -> tuple[Path, Path, dict[str, str]]:
+        """A new repository (and DVC site cache) with the data added, as a user has it
+        before their first ``dvc push``."""
+        self.round += 1
+        base = self.root / f"round-{self.round:03d}-{variant}"
+        repo, store = base / "repo", base / "remote"
+        repo.mkdir(parents=True)
+        store.mkdir()
+        env = dict(self.env, DVC_SITE_CACHE_DIR=str(base / "site-cache"))
+        run(["git", "init", "-q"], repo, env)
+        run(self.dvc("init", "-q"), repo, env)
+        run(self.dvc("remote", "add", "-d", "storage", str(store)), repo, env)
+        if variant == "secure":
+            run([*self.secure_cmd, "init", "--remote", "storage"], repo, env)
+        shutil.copytree(self.template, repo / "data")
+        run(self.dvc("add", "-q", "data"), repo, env)
+        return repo, store, env
 
     def once(self, variant: str) -> dict[str, Sample]:
-        remote, store = VARIANTS[variant], self.remote_dirs[variant]
-        shutil.rmtree(store, ignore_errors=True)
-        store.mkdir()
-        self._forget_remote_state()
-        push = measure(self.dvc("push", "-r", remote, "-j", str(self.jobs)), self.repo,
-                       self.env, self.log)
-        # the plugin's own area (remote index, audit events) is not DVC objects
+        repo, store, env = self._fresh_repo(variant)
+        jobs = ["-j", str(self.jobs)] if self.jobs else []
+        push = measure(self.dvc("push", *jobs), repo, env, self.log)
+        # the plugin's own area (remote index, audit events, upload records) is not DVC objects
         stored = len([p for p in files_under(store)
                       if p.relative_to(store).parts[0] != "dvc-secure"])
         if stored != self.ds.files + 1:  # the files and the directory listing
             raise BenchError(f"{self.ds.name} {variant}: push stored {stored} objects, "
                              f"expected {self.ds.files + 1}")
-        shutil.rmtree(self.repo / ".dvc" / "cache")
-        shutil.rmtree(self.repo / "data")
-        self._forget_remote_state()
-        pull = measure(self.dvc("pull", "-r", remote, "-j", str(self.jobs)), self.repo,
-                       self.env, self.log)
-        pulled = files_under(self.repo / "data")
+        shutil.rmtree(repo / ".dvc" / "cache")
+        shutil.rmtree(repo / "data")
+        pull = measure(self.dvc("pull", *jobs), repo, env, self.log)
+        pulled = files_under(repo / "data")
         if len(pulled) != self.ds.files or sum(p.stat().st_size for p in pulled) != self.ds.total:
             raise BenchError(f"{self.ds.name} {variant}: pull restored {len(pulled)} files, "
                              f"expected {self.ds.files}")
-        shutil.rmtree(store)
+        shutil.rmtree(repo.parent)
         return {"push": push, "pull": pull}
 
 
@@ -299,7 +308,7 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines.append("")
     lines.append(f"{results['scale']} scale, {results['repeat']} paired repetitions, "
-                 f"-j {results['jobs']}; {m['nproc']} x {m['cpu_model']}, Python {m['python']}, "
+                 f"-j {results['jobs'] or 'default'}; {m['nproc']} x {m['cpu_model']}, Python {m['python']}, "
                  f"DVC {m['dvc']}, dvc-secure {m['dvc-secure']}")
     return "\n".join(lines)
 
@@ -333,8 +342,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "ci (< 3 min on 2 cores) or smoke (seconds); default ci")
     p.add_argument("--datasets", default="A,B,C", help="comma-separated subset of A,B,C")
     p.add_argument("--repeat", type=int, default=3, help="paired repetitions (default 3)")
-    p.add_argument("--jobs", type=int, default=4 * (os.cpu_count() or 1),
-                   help="dvc -j for both remotes (default 4 x nproc, DVC's own default)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="pass -j J to dvc push/pull (default: none, DVC's own default as a "
+                   "user runs it)")
+    p.add_argument("--guard", action="store_true",
+                   help="exit 3 when a CPU-time ratio exceeds its guard ceiling (GUARD_CPU_RATIO: "
+                   "the regression tripwire .ci/run runs at smoke scale)")
     p.add_argument("--out", type=Path, help="JSON results (default benchmarks/results/latest-<scale>.json)")
     p.add_argument("--workdir", type=Path,
                    help="parent of the temporary work directory (default: the system temp dir)")
@@ -361,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="dvc-secure-bench-", dir=args.workdir))
-    need = 3 * max(ds.total for ds in datasets) + 256 * MIB  # workspace + cache + one remote
+    # template + workspace + cache + one remote
+    need = 4 * max(ds.total for ds in datasets) + 256 * MIB
     free = shutil.disk_usage(work).free
     if free < need:
         shutil.rmtree(work)
@@ -371,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     env = base_env(work, args.pythonpath)
     results: dict[str, Any] = {
         "scale": args.scale, "repeat": args.repeat, "jobs": args.jobs,
+        "method": "user: fresh git + DVC repo per round, dvc-secure init defaults, whole "
+                  "dvc push / dvc pull processes, default options, plain and secure "
+                  "interleaved, median of paired ratios",
         "machine": machine_info(args.python, work, env),
         "targets": {"ratio": RATIO_TARGETS, "rss_delta_mib": RSS_TARGETS_MIB},
         "datasets": {},
@@ -399,6 +416,15 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
     print(f"\nJSON: {out}", file=sys.stderr)
+    if args.guard:
+        over = [f"{name} {op}: CPU ratio {ds['summary'][op]['cpu_ratio']:.2f} > "
+                f"{GUARD_CPU_RATIO[(name, op)]:.2f}"
+                for name, ds in results["datasets"].items() for op in OPS
+                if ds["summary"][op]["cpu_ratio"] > GUARD_CPU_RATIO[(name, op)]]
+        if over:
+            print("performance regression (benchmarks/README.md, 'Guard'):\n  "
+                  + "\n  ".join(over), file=sys.stderr)
+            return 3
     return 0
 
 
