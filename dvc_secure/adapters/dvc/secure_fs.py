@@ -16,8 +16,8 @@ from dvc_objects.fs.base import FileSystem
 
 from dvc_secure.adapters.dvc import service_hooks
 from dvc_secure.adapters.dvc.compat import DvcSecureDvcError, build_inner_fs, fs_join
-from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec, memoise
-from dvc_secure.adapters.dvc.storage_names import SCHEME, parse_secure_url
+from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
+from dvc_secure.adapters.dvc.storage_names import SCHEME, memoise, parse_secure_url
 from dvc_secure.adapters.local.push_journal import PushJournal, journal_path
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
 from dvc_secure.errors import DvcSecureError

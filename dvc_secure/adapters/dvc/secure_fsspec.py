@@ -31,6 +31,7 @@ from dvc_secure.adapters.dvc.storage_names import (
     SHARD,
     holds_other_naming,
     join_long,
+    memoise,
     split_long,
 )
 from dvc_secure.adapters.dvc.transfer_streams import (
@@ -54,20 +55,6 @@ from dvc_secure.core.sidecar.remote_index import StoredObject
 from dvc_secure.errors import ConfigurationError, DvcSecureError
 
 logger = logging.getLogger("dvc_secure")
-
-
-def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
-    lock = threading.Lock()
-    box: list[dict[str, str]] = []
-
-    def get() -> dict[str, str]:
-        with lock:
-            if not box:
-                box.append(fn())
-            return box[0]
-
-    return get
-
 
 
 def _is_object(source: BinaryIO) -> bool:
@@ -108,6 +95,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         self._fsid = "secure_" + hashlib.sha256(fsid_seed.encode()).hexdigest()[:24]
         self._root_made = False
         self._root_lock = threading.Lock()
+        self._hidden: dict[tuple[bytes, str], str] = {}  # bounded memo of object_path
 
     # --- paths -------------------------------------------------------------------------
 
@@ -135,9 +123,15 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     def object_path(self, rel: str) -> str:
         if not rel:
             return self.inner_root
-        if self.hide_names:
-            return self._join_inner(split_long(hide_name(self.keys.get().name_key, rel)))
-        return self._join_inner(rel)
+        if not self.hide_names:
+            return self._join_inner(rel)
+        memo = (self.keys.get().name_key, rel)  # DVC asks 2-3 times per object in one push
+        hidden = self._hidden.get(memo)
+        if hidden is None:
+            if len(self._hidden) >= 1 << 16:
+                self._hidden.clear()
+            hidden = self._hidden[memo] = self._join_inner(split_long(hide_name(memo[0], rel)))
+        return hidden
 
     def _reveal(self, inner_path: str) -> str | None:
         root = self.inner_root.rstrip("/") + "/"

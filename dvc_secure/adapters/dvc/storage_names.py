@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
@@ -91,3 +92,17 @@ def holds_other_naming(inner: Any, root: str, hide_names: bool,
             return is_object(f)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
         return False
+
+
+def memoise(fn: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
+    """``fn()`` computed once, on first use (thread-safe): e.g. the gc pins."""
+    lock = threading.Lock()
+    box: list[dict[str, str]] = []
+
+    def get() -> dict[str, str]:
+        with lock:
+            if not box:
+                box.append(fn())
+            return box[0]
+
+    return get
