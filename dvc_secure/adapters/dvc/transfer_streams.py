@@ -4,6 +4,7 @@ way in and out, and a writer that encrypts and uploads on close.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import IO, Any, BinaryIO, Protocol, cast
 
@@ -76,3 +77,14 @@ class EncryptOnClose:
         else:  # an error while writing: upload nothing
             self.closed = True
             self._spool.close()
+
+
+def stream_size(f: Any) -> int | None:
+    """Size of an open stored object: fsspec files know it, local files by fstat."""
+    size = getattr(f, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        return os.fstat(f.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return None
