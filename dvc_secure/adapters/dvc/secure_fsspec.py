@@ -96,7 +96,6 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         self._fsid = "secure_" + hashlib.sha256(fsid_seed.encode()).hexdigest()[:24]
         self._root_made = False
         self._root_lock = threading.Lock()
-        self._hidden: dict[tuple[bytes, str], str] = {}  # bounded memo of object_path
 
     # --- paths -------------------------------------------------------------------------
 
@@ -124,15 +123,9 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
     def object_path(self, rel: str) -> str:
         if not rel:
             return self.inner_root
-        if not self.hide_names:
-            return self._join_inner(rel)
-        memo = (self.keys.get().name_key, rel)  # DVC asks 2-3 times per object in one push
-        hidden = self._hidden.get(memo)
-        if hidden is None:
-            if len(self._hidden) >= 1 << 16:
-                self._hidden.clear()
-            hidden = self._hidden[memo] = self._join_inner(split_long(hide_name(memo[0], rel)))
-        return hidden
+        if self.hide_names:
+            return self._join_inner(split_long(hide_name(self.keys.get().name_key, rel)))
+        return self._join_inner(rel)
 
     def _reveal(self, inner_path: str) -> str | None:
         root = self.inner_root.rstrip("/") + "/"
