@@ -70,6 +70,7 @@ class Sample:
     seconds: float  # wall time
     cpu_seconds: float  # user + system time of the dvc process and its children
     rss_mib: float  # peak resident set size
+    user_seconds: float = 0.0  # user time alone: steadier than user + system under disk contention
 
 
 class BenchError(RuntimeError):
@@ -103,7 +104,7 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> Sampl
     if proc.returncode != 0:
         raise BenchError(f"{' '.join(argv)} exited {proc.returncode}; see {log}")
     return Sample(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,
-                  rss_mib=usage.ru_maxrss / 1024)
+                  rss_mib=usage.ru_maxrss / 1024, user_seconds=usage.ru_utime)
 
 
 # --- one dataset ------------------------------------------------------------------------------
@@ -237,6 +238,7 @@ def summarize(name: str, runs: list[dict[str, dict[str, Sample]]]) -> dict[str, 
             "plain_cpu_s": statistics.median(p.cpu_seconds for p in plain),
             "secure_cpu_s": statistics.median(s.cpu_seconds for s in secure),
             "cpu_ratio": statistics.median(s.cpu_seconds / p.cpu_seconds for p, s in pairs),
+            "user_cpu_ratio": statistics.median(s.user_seconds / p.user_seconds for p, s in pairs),
             "rss_plain_mib": rss_plain,
             "rss_secure_mib": rss_secure,
             "rss_delta_mib": rss_secure - rss_plain,
@@ -289,8 +291,8 @@ def machine_info(python: str, workdir: Path, env: dict[str, str]) -> dict[str, A
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         "| data | op | plain s | secure s | secure/plain | target | | CPU secure/plain "
-        "| plain RSS MiB | secure RSS MiB | Δ MiB | RSS target | |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "| user CPU s/p | plain RSS MiB | secure RSS MiB | Δ MiB | RSS target | |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, ds in results["datasets"].items():
         for op in OPS:
@@ -299,7 +301,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} ({ds['shape']}) | {op} | {r['plain_s']:.2f} | {r['secure_s']:.2f} "
                 f"| {r['ratio']:.2f} | ≤ {r['ratio_target']:.2f} | {r['ratio_status']} "
-                f"| {r['cpu_ratio']:.2f} "
+                f"| {r['cpu_ratio']:.2f} | {r['user_cpu_ratio']:.2f} "
                 f"| {r['rss_plain_mib']:.0f} | {r['rss_secure_mib']:.0f} "
                 f"| {r['rss_delta_mib']:+.0f} "
                 f"| {f'≤ +{rss_target:.0f}' if rss_target is not None else '-'} "
