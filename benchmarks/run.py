@@ -370,6 +370,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def guard_failures(results: dict[str, Any]) -> list[str]:
+    """The CPU-time ratios above their ``GUARD_CPU_RATIO`` ceiling, one line each."""
+    return [f"{name} {op}: CPU ratio {ds['summary'][op]['cpu_ratio']:.2f} > "
+            f"{GUARD_CPU_RATIO[(name, op)]:.2f}"
+            for name, ds in results["datasets"].items() for op in OPS
+            if ds["summary"][op]["cpu_ratio"] > GUARD_CPU_RATIO[(name, op)]]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     datasets = [SCALES[args.scale][n] for n in args.datasets]
@@ -419,10 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(results))
     print(f"\nJSON: {out}", file=sys.stderr)
     if args.guard:
-        over = [f"{name} {op}: CPU ratio {ds['summary'][op]['cpu_ratio']:.2f} > "
-                f"{GUARD_CPU_RATIO[(name, op)]:.2f}"
-                for name, ds in results["datasets"].items() for op in OPS
-                if ds["summary"][op]["cpu_ratio"] > GUARD_CPU_RATIO[(name, op)]]
+        over = guard_failures(results)
         if over:
             print("performance regression (benchmarks/README.md, 'Guard'):\n  "
                   + "\n  ".join(over), file=sys.stderr)

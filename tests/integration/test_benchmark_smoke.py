@@ -37,3 +37,13 @@ def test_guard_has_a_ceiling_for_every_shape_and_op() -> None:
     assert set(bench_run.GUARD_CPU_RATIO) == {(n, op) for n in "ABC" for op in bench_run.OPS}
     for (name, _op), ceiling in bench_run.GUARD_CPU_RATIO.items():
         assert ceiling > bench_run.RATIO_TARGETS[name]  # a tripwire, not the target
+
+
+def test_guard_trips_on_a_ratio_past_its_ceiling() -> None:
+    def results(cpu_ratio: float) -> dict[str, object]:
+        rows = {op: {"cpu_ratio": cpu_ratio} for op in bench_run.OPS}
+        return {"datasets": {"C": {"summary": rows}}}
+
+    assert bench_run.guard_failures(results(1.3)) == []
+    over = bench_run.guard_failures(results(2.5))
+    assert len(over) == 2 and over[0].startswith("C push: CPU ratio 2.50")
