@@ -39,6 +39,7 @@ from dvc_secure.adapters.dvc.transfer_streams import (
     EncryptOnClose,
     ProgressSink,
     ProgressSource,
+    per_file_progress,
     stream_size,
 )
 from dvc_secure.adapters.local.push_journal import PushJournal
@@ -415,6 +416,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             self.makedirs(rpath, exist_ok=True)
             return
         size = os.path.getsize(lpath)
+        callback = per_file_progress(callback, size)
         callback.set_size(size)
         with open(lpath, "rb") as f:
             self.upload_stream(cast(IO[bytes], ProgressSource(f, callback)), rpath, size=size)
@@ -432,6 +434,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         with src:
             size = stream_size(src)
             plain = plaintext_size(size, DEFAULT_SEGMENT_LOG2) if size is not None else None
+            callback = per_file_progress(callback, plain)
             if plain is not None:
                 callback.set_size(plain)
             directory = os.path.dirname(os.path.abspath(lpath))
