@@ -13,14 +13,19 @@ emptied cache and workspace. See benchmarks/README.md for how to read the output
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
+import pty
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,22 +94,51 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
     return proc.stdout
 
 
-def measure(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> Sample:
-    """Wall time, CPU time and peak RSS (``wait4``'s ru_maxrss, KiB on Linux) of a command."""
+def measure(argv: list[str], cwd: Path, env: dict[str, str], log: Path,
+            terminal: bool = True) -> Sample:
+    """Wall time, CPU time and peak RSS (``wait4``'s ru_maxrss, KiB on Linux) of a command.
+
+    ``terminal``: its stdout and stderr are a pseudo-terminal (drained into ``log``), as
+    when a user types it, so DVC draws its progress bars as it does for them."""
     os.sync()  # write-back of the previous step must not land in this measurement
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
+        master = slave = -1
+        if terminal:
+            master, slave = pty.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=slave if terminal else out,
+                                stderr=slave if terminal else subprocess.STDOUT)
+        drain = None
+        if terminal:
+            os.close(slave)
+            drain = threading.Thread(target=_drain, args=(master, out), daemon=True)
+            drain.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        if drain is not None:
+            drain.join(timeout=10)
+            os.close(master)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise BenchError(f"{' '.join(argv)} exited {proc.returncode}; see {log}")
     return Sample(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,
                   rss_mib=usage.ru_maxrss / 1024, user_seconds=usage.ru_utime)
+
+
+def _drain(master: int, out: Any) -> None:
+    """Copy what the command writes to its terminal into the log, until it closes it."""
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # EIO: the last writer closed the terminal
+            return
+        if not data:
+            return
+        out.write(data)
 
 
 # --- one dataset ------------------------------------------------------------------------------
@@ -138,7 +172,7 @@ class Bench:
     """
 
     def __init__(self, ds: Dataset, root: Path, python: str, jobs: int | None,
-                 env: dict[str, str]) -> None:
+                 env: dict[str, str], terminal: bool = True) -> None:
         self.ds = ds
         self.root = root
         self.template = root / "template"
@@ -146,6 +180,7 @@ class Bench:
         self.jobs = jobs
         self.env = env
         self.log = root / "dvc.log"
+        self.terminal = terminal
         self.round = 0
         script = Path(python).parent / "dvc"  # the console script a user types
         self.dvc_cmd = [str(script)] if script.exists() else [python, "-m", "dvc"]
@@ -179,7 +214,7 @@ class Bench:
     def once(self, variant: str) -> dict[str, Sample]:
         repo, store, env = self._fresh_repo(variant)
         jobs = ["-j", str(self.jobs)] if self.jobs else []
-        push = measure(self.dvc("push", *jobs), repo, env, self.log)
+        push = measure(self.dvc("push", *jobs), repo, env, self.log, self.terminal)
         # the plugin's own area (remote index, audit events, upload records) is not DVC objects
         stored = len([p for p in files_under(store)
                       if p.relative_to(store).parts[0] != "dvc-secure"])
@@ -188,7 +223,7 @@ class Bench:
                              f"expected {self.ds.files + 1}")
         shutil.rmtree(repo / ".dvc" / "cache")
         shutil.rmtree(repo / "data")
-        pull = measure(self.dvc("pull", *jobs), repo, env, self.log)
+        pull = measure(self.dvc("pull", *jobs), repo, env, self.log, self.terminal)
         pulled = files_under(repo / "data")
         if len(pulled) != self.ds.files or sum(p.stat().st_size for p in pulled) != self.ds.total:
             raise BenchError(f"{self.ds.name} {variant}: pull restored {len(pulled)} files, "
@@ -347,6 +382,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=None,
                    help="pass -j J to dvc push/pull (default: none, DVC's own default as a "
                    "user runs it)")
+    p.add_argument("--no-terminal", action="store_true",
+                   help="run dvc with output to the log file instead of a pseudo-terminal (no "
+                   "progress bars; the default is a terminal, as a user has)")
     p.add_argument("--guard", action="store_true",
                    help="exit 3 when a CPU-time ratio exceeds its guard ceiling (GUARD_CPU_RATIO: "
                    "the regression tripwire .ci/run runs at smoke scale)")
@@ -395,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     env = base_env(work, args.pythonpath)
     results: dict[str, Any] = {
         "scale": args.scale, "repeat": args.repeat, "jobs": args.jobs,
+        "terminal": not args.no_terminal,
         "method": "user: fresh git + DVC repo per round, dvc-secure init defaults, whole "
                   "dvc push / dvc pull processes, default options, plain and secure "
                   "interleaved, median of paired ratios",
@@ -405,12 +444,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run([args.python, "-m", "dvc_secure.cli.main", "keygen"], work, env)
         print("warm-up (bytecode, page cache)", file=sys.stderr)
-        warm = Bench(Dataset("warm-up", 2, 64 * KIB), work / "warm-up", args.python, args.jobs, env)
+        warm = Bench(Dataset("warm-up", 2, 64 * KIB), work / "warm-up", args.python, args.jobs, env,
+                     not args.no_terminal)
         warm.setup()
         for variant in VARIANTS:
             warm.once(variant)
         for ds in datasets:
-            bench = Bench(ds, work / ds.name, args.python, args.jobs, env)
+            bench = Bench(ds, work / ds.name, args.python, args.jobs, env, not args.no_terminal)
             results["datasets"][ds.name] = measure_dataset(bench, args.repeat)
             if not args.keep:
                 shutil.rmtree(bench.root)
