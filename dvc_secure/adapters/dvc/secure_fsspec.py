@@ -412,13 +412,15 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
 
     def put_file(self, lpath: str, rpath: str, callback: Callback = DEFAULT_CALLBACK,
                  **kwargs: Any) -> None:
-        if os.path.isdir(lpath):
+        try:
+            f = open(lpath, "rb")  # noqa: SIM115 - closed by the with below
+        except IsADirectoryError:
             self.makedirs(rpath, exist_ok=True)
             return
-        size = os.path.getsize(lpath)
-        callback = per_file_progress(callback, size)
-        callback.set_size(size)
-        with open(lpath, "rb") as f:
+        with f:
+            size = os.fstat(f.fileno()).st_size  # one open + fstat per object, no stat by name
+            callback = per_file_progress(callback, size)
+            callback.set_size(size)
             self.upload_stream(cast(IO[bytes], ProgressSource(f, callback)), rpath, size=size)
 
     @service_hooks.failures_counted
@@ -438,8 +440,11 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             if plain is not None:
                 callback.set_size(plain)
             directory = os.path.dirname(os.path.abspath(lpath))
-            os.makedirs(directory, exist_ok=True)
-            fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
+            try:  # the directory is there for all but the first object of a shard
+                fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
+            except FileNotFoundError:
+                os.makedirs(directory, exist_ok=True)
+                fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
             try:
                 with os.fdopen(fd, "wb") as out:
                     seal = decrypt_checked(src, ProgressSink(out, callback), rel, keys)
