@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, BinaryIO, cast
 
 from dvc_objects.fs.base import FileSystem
+from dvc_objects.fs.local import LocalFileSystem
 from fsspec import AbstractFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
@@ -41,6 +42,7 @@ from dvc_secure.adapters.dvc.transfer_streams import (
     ProgressSource,
     per_file_progress,
     stream_size,
+    write_local_atomically,
 )
 from dvc_secure.adapters.local.push_journal import PushJournal
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
@@ -370,7 +372,8 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         complete_size = ciphertext_size(size) if size is not None else None
         existed = self.inner.exists(target) if complete_size is None else None
         try:
-            self.inner.upload_fobj(cast(IO[bytes], reader), target)
+            local = type(self.inner) is LocalFileSystem  # same steps, fewer syscalls
+            (write_local_atomically if local else self.inner.upload_fobj)(cast(IO[bytes], reader), target)
         except BaseException:
             self._remove_partial(target, complete_size, existed)
             raise
