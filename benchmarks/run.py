@@ -13,14 +13,19 @@ emptied cache and workspace. See benchmarks/README.md for how to read the output
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
+import pty
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +37,11 @@ VARIANTS = {"plain": "storage", "secure": "vault"}  # variant -> DVC remote name
 OPS = ("push", "pull")
 RATIO_TARGETS = {"A": 1.10, "B": 1.20, "C": 1.10}  # secure/plain wall time, push and pull
 RSS_TARGETS_MIB = {"A": 64.0}  # secure peak RSS may exceed plain by at most this much
+# --guard (.ci/run, smoke scale): a CPU-time ratio above its ceiling is a regression. The
+# ceilings sit well above what the smoke scale measures today (benchmarks/README.md), so
+# only a real regression (an extra pass over the data, a per-object fsync) trips them.
+GUARD_CPU_RATIO = {("A", "push"): 2.0, ("A", "pull"): 1.8, ("B", "push"): 2.0,
+                   ("B", "pull"): 1.8, ("C", "push"): 2.0, ("C", "pull"): 1.8}
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Sample:
     seconds: float  # wall time
     cpu_seconds: float  # user + system time of the dvc process and its children
     rss_mib: float  # peak resident set size
+    user_seconds: float = 0.0  # user time alone: steadier than user + system under disk contention
 
 
 class BenchError(RuntimeError):
@@ -83,22 +94,51 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
     return proc.stdout
 
 
-def measure(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> Sample:
-    """Wall time, CPU time and peak RSS (``wait4``'s ru_maxrss, KiB on Linux) of a command."""
+def measure(argv: list[str], cwd: Path, env: dict[str, str], log: Path,
+            terminal: bool = True) -> Sample:
+    """Wall time, CPU time and peak RSS (``wait4``'s ru_maxrss, KiB on Linux) of a command.
+
+    ``terminal``: its stdout and stderr are a pseudo-terminal (drained into ``log``), as
+    when a user types it, so DVC draws its progress bars as it does for them."""
     os.sync()  # write-back of the previous step must not land in this measurement
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
+        master = slave = -1
+        if terminal:
+            master, slave = pty.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=slave if terminal else out,
+                                stderr=slave if terminal else subprocess.STDOUT)
+        drain = None
+        if terminal:
+            os.close(slave)
+            drain = threading.Thread(target=_drain, args=(master, out), daemon=True)
+            drain.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        if drain is not None:
+            drain.join(timeout=10)
+            os.close(master)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise BenchError(f"{' '.join(argv)} exited {proc.returncode}; see {log}")
     return Sample(seconds=seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,
-                  rss_mib=usage.ru_maxrss / 1024)
+                  rss_mib=usage.ru_maxrss / 1024, user_seconds=usage.ru_utime)
+
+
+def _drain(master: int, out: Any) -> None:
+    """Copy what the command writes to its terminal into the log, until it closes it."""
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # EIO: the last writer closed the terminal
+            return
+        if not data:
+            return
+        out.write(data)
 
 
 # --- one dataset ------------------------------------------------------------------------------
@@ -122,68 +162,73 @@ def files_under(path: Path) -> list[Path]:
 
 
 class Bench:
-    def __init__(self, ds: Dataset, root: Path, python: str, jobs: int, env: dict[str, str]) -> None:
+    """One dataset measured the way a user runs it (benchmarks/README.md, "What is measured").
+
+    Every round builds a fresh repository per variant: ``git init``, ``dvc init``, ``dvc
+    remote add -d storage DIR`` and, for ``secure``, ``dvc-secure init --remote storage``
+    (which makes ``vault`` = ``secure://storage`` the default remote), then ``dvc add
+    data`` (untimed). Timed: the whole ``dvc push`` process with default options, then,
+    after deleting the cache and the data, the whole ``dvc pull`` process.
+    """
+
+    def __init__(self, ds: Dataset, root: Path, python: str, jobs: int | None,
+                 env: dict[str, str], terminal: bool = True) -> None:
         self.ds = ds
         self.root = root
-        self.repo = root / "repo"
-        self.remote_dirs = {"plain": root / "remote-plain", "secure": root / "remote-secure"}
+        self.template = root / "template"
         self.python = python
         self.jobs = jobs
         self.env = env
         self.log = root / "dvc.log"
+        self.terminal = terminal
+        self.round = 0
+        script = Path(python).parent / "dvc"  # the console script a user types
+        self.dvc_cmd = [str(script)] if script.exists() else [python, "-m", "dvc"]
+        secure = Path(python).parent / "dvc-secure"
+        self.secure_cmd = [str(secure)] if secure.exists() else [python, "-m", "dvc_secure.cli.main"]
 
     def dvc(self, *args: str) -> list[str]:
-        return [self.python, "-m", "dvc", *args]
+        return [*self.dvc_cmd, *args]
 
     def setup(self) -> None:
-        self.repo.mkdir(parents=True)
-        run(["git", "init", "-q"], self.repo, self.env)
-        run(self.dvc("init", "-q"), self.repo, self.env)
-        for key, value in (("core.analytics", "false"), ("core.check_update", "false")):
-            run(self.dvc("config", "--local", key, value), self.repo, self.env)
-        run(self.dvc("remote", "add", VARIANTS["plain"], str(self.remote_dirs["plain"])),
-            self.repo, self.env)
-        run(self.dvc("remote", "add", "secure-inner", str(self.remote_dirs["secure"])),
-            self.repo, self.env)
-        run([self.python, "-m", "dvc_secure.cli.main", "init", "--remote", "secure-inner",
-             "--name", VARIANTS["secure"]], self.repo, self.env)
-        # plain and secure remotes side by side on purpose: the admin unpins the remotes
-        run([self.python, "-m", "dvc_secure.cli.main", "remote-policy", "--unpin"],
-            self.repo, self.env)
-        write_random_files(self.ds, self.repo / "data")
-        run(self.dvc("add", "-q", "data"), self.repo, self.env)
+        write_random_files(self.ds, self.template)
 
-    def _forget_remote_state(self) -> None:
-        """Drop what DVC and dvc-secure remember about remotes between commands, so every
-        run starts alike: DVC's data indexes and dvc-secure's push journal. Hashes stay."""
-        site = Path(self.env["DVC_SITE_CACHE_DIR"])
-        tmp = self.repo / ".dvc" / "tmp"
-        for state in [*site.glob("repo/*/index"), tmp / "index", tmp / "secure"]:
-            shutil.rmtree(state, ignore_errors=True)
+    def _fresh_repo(self, variant: str) -> tuple[Path, Path, dict[str, str]]:
+        """A new repository (and DVC site cache) with the data added, as a user has it
+        before their first ``dvc push``."""
+        self.round += 1
+        base = self.root / f"round-{self.round:03d}-{variant}"
+        repo, store = base / "repo", base / "remote"
+        repo.mkdir(parents=True)
+        store.mkdir()
+        env = dict(self.env, DVC_SITE_CACHE_DIR=str(base / "site-cache"))
+        run(["git", "init", "-q"], repo, env)
+        run(self.dvc("init", "-q"), repo, env)
+        run(self.dvc("remote", "add", "-d", "storage", str(store)), repo, env)
+        if variant == "secure":
+            run([*self.secure_cmd, "init", "--remote", "storage"], repo, env)
+        shutil.copytree(self.template, repo / "data")
+        run(self.dvc("add", "-q", "data"), repo, env)
+        return repo, store, env
 
     def once(self, variant: str) -> dict[str, Sample]:
-        remote, store = VARIANTS[variant], self.remote_dirs[variant]
-        shutil.rmtree(store, ignore_errors=True)
-        store.mkdir()
-        self._forget_remote_state()
-        push = measure(self.dvc("push", "-r", remote, "-j", str(self.jobs)), self.repo,
-                       self.env, self.log)
-        # the plugin's own area (remote index, audit events) is not DVC objects
+        repo, store, env = self._fresh_repo(variant)
+        jobs = ["-j", str(self.jobs)] if self.jobs else []
+        push = measure(self.dvc("push", *jobs), repo, env, self.log, self.terminal)
+        # the plugin's own area (remote index, audit events, upload records) is not DVC objects
         stored = len([p for p in files_under(store)
                       if p.relative_to(store).parts[0] != "dvc-secure"])
         if stored != self.ds.files + 1:  # the files and the directory listing
             raise BenchError(f"{self.ds.name} {variant}: push stored {stored} objects, "
                              f"expected {self.ds.files + 1}")
-        shutil.rmtree(self.repo / ".dvc" / "cache")
-        shutil.rmtree(self.repo / "data")
-        self._forget_remote_state()
-        pull = measure(self.dvc("pull", "-r", remote, "-j", str(self.jobs)), self.repo,
-                       self.env, self.log)
-        pulled = files_under(self.repo / "data")
+        shutil.rmtree(repo / ".dvc" / "cache")
+        shutil.rmtree(repo / "data")
+        pull = measure(self.dvc("pull", *jobs), repo, env, self.log, self.terminal)
+        pulled = files_under(repo / "data")
         if len(pulled) != self.ds.files or sum(p.stat().st_size for p in pulled) != self.ds.total:
             raise BenchError(f"{self.ds.name} {variant}: pull restored {len(pulled)} files, "
                              f"expected {self.ds.files}")
-        shutil.rmtree(store)
+        shutil.rmtree(repo.parent)
         return {"push": push, "pull": pull}
 
 
@@ -228,6 +273,7 @@ def summarize(name: str, runs: list[dict[str, dict[str, Sample]]]) -> dict[str, 
             "plain_cpu_s": statistics.median(p.cpu_seconds for p in plain),
             "secure_cpu_s": statistics.median(s.cpu_seconds for s in secure),
             "cpu_ratio": statistics.median(s.cpu_seconds / p.cpu_seconds for p, s in pairs),
+            "user_cpu_ratio": statistics.median(s.user_seconds / p.user_seconds for p, s in pairs),
             "rss_plain_mib": rss_plain,
             "rss_secure_mib": rss_secure,
             "rss_delta_mib": rss_secure - rss_plain,
@@ -280,8 +326,8 @@ def machine_info(python: str, workdir: Path, env: dict[str, str]) -> dict[str, A
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         "| data | op | plain s | secure s | secure/plain | target | | CPU secure/plain "
-        "| plain RSS MiB | secure RSS MiB | Δ MiB | RSS target | |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "| user CPU s/p | plain RSS MiB | secure RSS MiB | Δ MiB | RSS target | |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, ds in results["datasets"].items():
         for op in OPS:
@@ -290,7 +336,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} ({ds['shape']}) | {op} | {r['plain_s']:.2f} | {r['secure_s']:.2f} "
                 f"| {r['ratio']:.2f} | ≤ {r['ratio_target']:.2f} | {r['ratio_status']} "
-                f"| {r['cpu_ratio']:.2f} "
+                f"| {r['cpu_ratio']:.2f} | {r['user_cpu_ratio']:.2f} "
                 f"| {r['rss_plain_mib']:.0f} | {r['rss_secure_mib']:.0f} "
                 f"| {r['rss_delta_mib']:+.0f} "
                 f"| {f'≤ +{rss_target:.0f}' if rss_target is not None else '-'} "
@@ -299,7 +345,7 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines.append("")
     lines.append(f"{results['scale']} scale, {results['repeat']} paired repetitions, "
-                 f"-j {results['jobs']}; {m['nproc']} x {m['cpu_model']}, Python {m['python']}, "
+                 f"-j {results['jobs'] or 'default'}; {m['nproc']} x {m['cpu_model']}, Python {m['python']}, "
                  f"DVC {m['dvc']}, dvc-secure {m['dvc-secure']}")
     return "\n".join(lines)
 
@@ -333,8 +379,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "ci (< 3 min on 2 cores) or smoke (seconds); default ci")
     p.add_argument("--datasets", default="A,B,C", help="comma-separated subset of A,B,C")
     p.add_argument("--repeat", type=int, default=3, help="paired repetitions (default 3)")
-    p.add_argument("--jobs", type=int, default=4 * (os.cpu_count() or 1),
-                   help="dvc -j for both remotes (default 4 x nproc, DVC's own default)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="pass -j J to dvc push/pull (default: none, DVC's own default as a "
+                   "user runs it)")
+    p.add_argument("--no-terminal", action="store_true",
+                   help="run dvc with output to the log file instead of a pseudo-terminal (no "
+                   "progress bars; the default is a terminal, as a user has)")
+    p.add_argument("--guard", action="store_true",
+                   help="exit 3 when a CPU-time ratio exceeds its guard ceiling (GUARD_CPU_RATIO: "
+                   "the regression tripwire .ci/run runs at smoke scale)")
     p.add_argument("--out", type=Path, help="JSON results (default benchmarks/results/latest-<scale>.json)")
     p.add_argument("--workdir", type=Path,
                    help="parent of the temporary work directory (default: the system temp dir)")
@@ -355,13 +408,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def guard_failures(results: dict[str, Any]) -> list[str]:
+    """The CPU-time ratios above their ``GUARD_CPU_RATIO`` ceiling, one line each."""
+    return [f"{name} {op}: CPU ratio {ds['summary'][op]['cpu_ratio']:.2f} > "
+            f"{GUARD_CPU_RATIO[(name, op)]:.2f}"
+            for name, ds in results["datasets"].items() for op in OPS
+            if ds["summary"][op]["cpu_ratio"] > GUARD_CPU_RATIO[(name, op)]]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     datasets = [SCALES[args.scale][n] for n in args.datasets]
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="dvc-secure-bench-", dir=args.workdir))
-    need = 3 * max(ds.total for ds in datasets) + 256 * MIB  # workspace + cache + one remote
+    # template + workspace + cache + one remote
+    need = 4 * max(ds.total for ds in datasets) + 256 * MIB
     free = shutil.disk_usage(work).free
     if free < need:
         shutil.rmtree(work)
@@ -371,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     env = base_env(work, args.pythonpath)
     results: dict[str, Any] = {
         "scale": args.scale, "repeat": args.repeat, "jobs": args.jobs,
+        "terminal": not args.no_terminal,
+        "method": "user: fresh git + DVC repo per round, dvc-secure init defaults, whole "
+                  "dvc push / dvc pull processes, default options, plain and secure "
+                  "interleaved, median of paired ratios",
         "machine": machine_info(args.python, work, env),
         "targets": {"ratio": RATIO_TARGETS, "rss_delta_mib": RSS_TARGETS_MIB},
         "datasets": {},
@@ -378,12 +444,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run([args.python, "-m", "dvc_secure.cli.main", "keygen"], work, env)
         print("warm-up (bytecode, page cache)", file=sys.stderr)
-        warm = Bench(Dataset("warm-up", 2, 64 * KIB), work / "warm-up", args.python, args.jobs, env)
+        warm = Bench(Dataset("warm-up", 2, 64 * KIB), work / "warm-up", args.python, args.jobs, env,
+                     not args.no_terminal)
         warm.setup()
         for variant in VARIANTS:
             warm.once(variant)
         for ds in datasets:
-            bench = Bench(ds, work / ds.name, args.python, args.jobs, env)
+            bench = Bench(ds, work / ds.name, args.python, args.jobs, env, not args.no_terminal)
             results["datasets"][ds.name] = measure_dataset(bench, args.repeat)
             if not args.keep:
                 shutil.rmtree(bench.root)
@@ -399,6 +466,12 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))
     print(f"\nJSON: {out}", file=sys.stderr)
+    if args.guard:
+        over = guard_failures(results)
+        if over:
+            print("performance regression (benchmarks/README.md, 'Guard'):\n  "
+                  + "\n  ".join(over), file=sys.stderr)
+            return 3
     return 0
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, BinaryIO, cast
 
 from dvc_objects.fs.base import FileSystem
+from dvc_objects.fs.local import LocalFileSystem
 from fsspec import AbstractFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
@@ -38,6 +39,9 @@ from dvc_secure.adapters.dvc.transfer_streams import (
     EncryptOnClose,
     ProgressSink,
     ProgressSource,
+    per_file_progress,
+    stream_size,
+    write_local_atomically,
 )
 from dvc_secure.adapters.local.push_journal import PushJournal
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
@@ -373,7 +377,8 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         complete_size = ciphertext_size(size) if size is not None else None
         existed = self.inner.exists(target) if complete_size is None else None
         try:
-            self.inner.upload_fobj(cast(IO[bytes], reader), target)
+            local = type(self.inner) is LocalFileSystem  # same steps, fewer syscalls
+            (write_local_atomically if local else self.inner.upload_fobj)(cast(IO[bytes], reader), target)
         except BaseException:
             self._remove_partial(target, complete_size, existed)
             raise
@@ -415,12 +420,15 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
 
     def put_file(self, lpath: str, rpath: str, callback: Callback = DEFAULT_CALLBACK,
                  **kwargs: Any) -> None:
-        if os.path.isdir(lpath):
+        try:
+            f = open(lpath, "rb")  # noqa: SIM115 - closed by the with below
+        except IsADirectoryError:
             self.makedirs(rpath, exist_ok=True)
             return
-        size = os.path.getsize(lpath)
-        callback.set_size(size)
-        with open(lpath, "rb") as f:
+        with f:
+            size = os.fstat(f.fileno()).st_size  # one open + fstat per object, no stat by name
+            callback = per_file_progress(callback, size)
+            callback.set_size(size)
             self.upload_stream(cast(IO[bytes], ProgressSource(f, callback)), rpath, size=size)
 
     @service_hooks.failures_counted
@@ -429,28 +437,33 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
         rel = self._rel(self._strip_protocol(rpath))
         keys = self.keys.get()
         target = self.object_path(rel)
-        try:
-            size = self.inner.info(target).get("size")
+        try:  # no separate info(): one request fewer per object on S3/SSH
+            src = self.inner.open(target, "rb")
         except FileNotFoundError:
             raise self.domains.gone(rel, f"{rpath} is not on the secure remote") from None
-        if size is not None:
-            plain = plaintext_size(size, DEFAULT_SEGMENT_LOG2)
+        with src:
+            size = stream_size(src)
+            plain = plaintext_size(size, DEFAULT_SEGMENT_LOG2) if size is not None else None
+            callback = per_file_progress(callback, plain)
             if plain is not None:
                 callback.set_size(plain)
-        directory = os.path.dirname(os.path.abspath(lpath))
-        os.makedirs(directory, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as out, self.inner.open(target, "rb") as src:
-                decrypt_checked(src, ProgressSink(out, callback), rel, keys, self.domains)
-            os.replace(partial, lpath)
-            service_hooks.count("down", os.path.getsize(lpath))
-        except BaseException:
-            # never leave unauthenticated plaintext where DVC could pick it up
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(partial)
-            service_hooks.download_failed(lpath)  # nothing to move into the cache
-            raise
+            directory = os.path.dirname(os.path.abspath(lpath))
+            try:  # the directory is there for all but the first object of a shard
+                fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
+            except FileNotFoundError:
+                os.makedirs(directory, exist_ok=True)
+                fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    seal = decrypt_checked(src, ProgressSink(out, callback), rel, keys, self.domains)
+                os.replace(partial, lpath)
+            except BaseException:
+                # never leave unauthenticated plaintext where DVC could pick it up
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)
+                service_hooks.download_failed(lpath)  # nothing to move into the cache
+                raise
+        service_hooks.count("down", seal.plaintext_size)
 
     def verify_object(self, path: str) -> ObjectSeal:
         """Download, authenticate and decrypt an object, keeping no plaintext (``--deep``)."""

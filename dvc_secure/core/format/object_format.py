@@ -306,13 +306,13 @@ class BackgroundSha256:
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[bytes | None] | None = None  # made with the thread
         self._thread: threading.Thread | None = None
         self._result: bytes | None = None
 
-    def _run(self) -> None:
+    def _run(self, q: queue.Queue[bytes | None]) -> None:
         while True:
-            item = self._queue.get()
+            item = q.get()
             if item is None:
                 return
             self._hash.update(item)
@@ -322,8 +322,11 @@ class BackgroundSha256:
             if len(data) < self._SMALL:
                 self._hash.update(data)  # small objects: a thread costs more than it saves
                 return
-            self._thread = threading.Thread(target=self._run, name="dvc-secure-sha256", daemon=True)
+            self._queue = queue.Queue(maxsize=4)
+            self._thread = threading.Thread(target=self._run, args=(self._queue,),
+                                            name="dvc-secure-sha256", daemon=True)
             self._thread.start()
+        assert self._queue is not None
         self._queue.put(data)
 
     def digest(self) -> bytes:
@@ -333,7 +336,7 @@ class BackgroundSha256:
         return self._result
 
     def close(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None and self._queue is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None

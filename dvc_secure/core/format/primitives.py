@@ -107,11 +107,23 @@ class SegmentCipher:
 # --- deterministic name encryption ----------------------------------------------
 
 
+_SIV_CACHE: dict[bytes, Any] = {}  # name key -> AESSIV (its key schedule, once per process)
+
+
+def _siv(key: bytes) -> Any:
+    siv = _SIV_CACHE.get(key)
+    if siv is None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+        if len(_SIV_CACHE) >= 16:
+            _SIV_CACHE.clear()
+        siv = _SIV_CACHE[key] = AESSIV(key)
+    return siv
+
+
 def name_encrypt(key: bytes, plaintext: bytes, context: bytes) -> bytes:
     """AES-SIV (RFC 5297) with a 64-byte key: deterministic, misuse resistant."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
-
-    return AESSIV(key).encrypt(plaintext, [context])
+    return bytes(_siv(key).encrypt(plaintext, [context]))
 
 
 def name_decrypt(key: bytes, ciphertext: bytes, context: bytes) -> bytes:
