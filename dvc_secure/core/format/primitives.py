@@ -128,10 +128,9 @@ def name_encrypt(key: bytes, plaintext: bytes, context: bytes) -> bytes:
 
 def name_decrypt(key: bytes, ciphertext: bytes, context: bytes) -> bytes:
     from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
     try:
-        return AESSIV(key).decrypt(ciphertext, [context])
+        return bytes(_siv(key).decrypt(ciphertext, [context]))
     except (InvalidTag, ValueError) as exc:
         raise AeadFailure from exc
 

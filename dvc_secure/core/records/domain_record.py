@@ -45,6 +45,14 @@ class DomainRecord:
     def created(self) -> str:
         return str(self.signed["created"])
 
+    @property
+    def reason(self) -> str:
+        return str(self.signed["reason"])
+
+    @property
+    def by(self) -> str:
+        return str(self.signed["by"])
+
     def canonical_bytes(self) -> bytes:
         return envelope.canonical(dict(self.signed))
 

@@ -40,14 +40,6 @@ class ErasureRecord(DomainRecord):
         return cls(signed)
 
     @property
-    def reason(self) -> str:
-        return str(self.signed["reason"])
-
-    @property
-    def by(self) -> str:
-        return str(self.signed["by"])
-
-    @property
     def objects(self) -> frozenset[str]:
         return frozenset(self.signed["objects"])
 

@@ -34,14 +34,6 @@ class HoldRecord(DomainRecord):
     def active(self) -> bool:
         return bool(self.signed["active"])
 
-    @property
-    def reason(self) -> str:
-        return str(self.signed["reason"])
-
-    @property
-    def by(self) -> str:
-        return str(self.signed["by"])
-
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> HoldRecord:
         s, sigs = cls.parse(data, where, HOLD_VERSION)
