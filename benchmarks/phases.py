@@ -51,7 +51,7 @@ def install() -> None:
     from dvc_secure import plugin
     from dvc_secure.adapters.dvc import content_check, secure_fsspec
     from dvc_secure.adapters.local import push_journal, repo_keys
-    from dvc_secure.core.format import names, object_format, primitives
+    from dvc_secure.core.format import names, object_format, object_reader, primitives
 
     t_imports = time.process_time() - T0
     CPU["plugin imports (before DVC)"] = t_imports
@@ -61,14 +61,14 @@ def install() -> None:
     wrap(object_format.EncryptingReader, "read", "    encrypt: read source + seal + queue")
     wrap(object_format.EncryptingReader, "_trailer", "      trailer: Ed25519 signature")
     wrap(primitives.SegmentCipher, "seal", "      AES-256-GCM seal")
-    wrap(object_format.BackgroundSha256, "_run", "  SHA-256 worker threads (both digests)")
+    wrap(object_format.BackgroundSha256, "_run", "  SHA-256 worker threads (v2: one digest per byte)")
     wrap(object_format.BackgroundSha256, "digest", "    SHA-256 wait for digest")
     wrap(names, "hide_name", "  hidden names (AES-SIV)")
     wrap(push_journal.PushJournal, "record", "  push journal")
     wrap(secure_fsspec.SecureFsspec, "get_file", "download (per object, all inclusive)")
     wrap(content_check, "decrypt_checked", "    decrypt + verify")
     wrap(primitives.SegmentCipher, "open", "      AES-256-GCM open")
-    wrap(object_format, "ed25519_verify", "      Ed25519 verify")
+    wrap(object_reader, "ed25519_verify", "      Ed25519 verify")
     wrap(plugin, "_transfers_done", "exit: upload record + audit event")
     # the names are looked up through these modules' globals
     secure_fsspec.hide_name = names.hide_name  # type: ignore[attr-defined]

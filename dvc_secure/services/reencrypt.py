@@ -37,9 +37,9 @@ from dvc_secure.adapters.local.repo_keys import LazyRepoKeys, RepoKeys
 from dvc_secure.core.format.object_format import (
     EncryptingReader,
     ObjectSeal,
-    decrypt_object,
     read_header,
 )
+from dvc_secure.core.format.object_reader import decrypt_object
 from dvc_secure.core.keys.keyring import SIGNING_ROLES
 from dvc_secure.core.records.reencryption import (
     ReencryptedObject,
@@ -156,7 +156,7 @@ class _Reencryptor:
         if _trusted_signer(self.keys, old.signer, old.epoch):
             sealed_ok = True
         elif t.plaintext_sha256 is not None:
-            sealed_ok = old.plaintext_sha256.hex() == t.plaintext_sha256
+            sealed_ok = old.payload_sha256().hex() == t.plaintext_sha256
         else:
             oid = t.rel.removeprefix("files/md5/").replace("/", "").removesuffix(".dir")
             sealed_ok = pipe.md5 is not None and pipe.md5.hexdigest() == oid
@@ -166,7 +166,7 @@ class _Reencryptor:
                 "its content cannot be matched to a sealed digest; it was not re-encrypted",
                 hint="run 'dvc-secure verify --deep' to investigate; re-push the object from a "
                 "clean cache, then resume")
-        if t.plaintext_sha256 is not None and old.plaintext_sha256.hex() != t.plaintext_sha256:
+        if t.plaintext_sha256 is not None and old.payload_sha256().hex() != t.plaintext_sha256:
             raise ReencryptionError(
                 f"object {t.rel} on '{t.remote}' decrypts to content whose SHA-256 differs from "
                 "the sealed one; it was not re-encrypted",
@@ -198,8 +198,7 @@ class _Reencryptor:
                 worker = threading.Thread(target=decrypt, name="dvc-secure-reencrypt", daemon=True)
                 worker.start()
                 enc = EncryptingReader(cast(BinaryIO, pipe), data_key=new_key,
-                                       epoch=self.epoch, object_id=rel_id, signer=self.signer,
-                                       digest_ciphertext=True)
+                                       epoch=self.epoch, object_id=rel_id, signer=self.signer)
                 try:
                     fs.inner.makedirs(fs.storage_path(TMP_DIR), exist_ok=True)
                     fs.inner.upload_fobj(cast(IO[bytes], enc), tmp)
@@ -329,7 +328,7 @@ def _adopt(fs: SecureFsspec, r: _Reencryptor, t: Target, target: str,
     pinned_sha, pinned_size = pinned
     if actual == pinned_sha:
         return None
-    if t.plaintext_sha256 is not None and seal.plaintext_sha256.hex() != t.plaintext_sha256:
+    if t.plaintext_sha256 is not None and seal.payload_sha256().hex() != t.plaintext_sha256:
         raise ReencryptionError(f"object {t.rel} on '{t.remote}' does not hold the sealed content",
                                 hint="run 'dvc-secure verify --deep'")
     return ReencryptedObject(t.remote, fs.storage_rel(target), pinned_sha, pinned_size, actual,

@@ -405,7 +405,7 @@ class RemoteChecker:
             if key not in seen:
                 try:
                     seal = fs.verify_object("/" + object_rel(oid))
-                    seen[key] = (seal.plaintext_sha256.hex(), None)
+                    seen[key] = (seal.payload_sha256().hex(), None)
                 except FileNotFoundError:
                     seen[key] = (None, "is missing from the remote")
                 except DvcSecureError as exc:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV, ChaCha20
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dvc_secure.core.format.names import derive_name_key, hide_name, reveal_name
-from dvc_secure.core.format.object_format import decrypt_object
+from dvc_secure.core.format.object_reader import decrypt_object
 from dvc_secure.core.keys import bech32
 from dvc_secure.core.keys.identity import Identity, decode_recipient, decode_signing_key
 from dvc_secure.core.keys.keyring import Keyring, KeySet
@@ -86,6 +86,14 @@ def test_every_required_attack_has_a_vector() -> None:
         "untrusted-signer",
         "signature-bit-flipped",
         "trailer-digest-mismatch",
+        "v2-success-one-byte",
+        "v2-success-trailer-split-135-1",
+        "v2-success-payload-fills-two-segments",
+        "v2-downgraded-to-version-1",
+        "v2-payload-segment-replaced",
+        "v2-payload-sha256-signed",
+        "v2-signed-as-version-1",
+        "v2-untrusted-signer",
     }
     assert required <= names
     outcomes = {_load(p)["expected"]["outcome"] for p in OBJECT_FILES}
@@ -167,7 +175,7 @@ def spec_open(
     )
     if magic != MAGIC:
         return "HeaderError", b""
-    if version != 1 or suite != 1:
+    if version not in (1, 2) or suite != 1:
         return "UnsupportedVersionError", b""
     if not 16 <= seglog <= 24 or flags != 0 or epoch == 0:
         return "HeaderError", b""
@@ -207,16 +215,19 @@ def spec_open(
         return "TruncationError", b""
     payload = stream[:-136]
     size, digest, signer, signature = TRAILER.unpack(stream[-136:])
-    if size != len(payload) or digest != hashlib.sha256(payload).digest():
+    if version == 1:
+        expected = hashlib.sha256(payload).digest()
+        message = b"dvc-secure/v1/object-signature\x00" + struct.pack(">H", len(object_id))
+        message += object_id + ciphertext[:78] + struct.pack(">Q", size) + digest
+    else:  # §6.4: the content digest; the header is inside it
+        m = len(payload) // (1 << seglog)
+        expected = hashlib.sha256(
+            ciphertext[:78] + b"".join(chunks[:m]) + payload[m * (1 << seglog) :]
+        ).digest()
+        message = b"dvc-secure/v2/object-signature\x00" + struct.pack(">H", len(object_id))
+        message += object_id + struct.pack(">Q", size) + digest
+    if size != len(payload) or digest != expected:
         return "SignatureError", b""
-    message = (
-        b"dvc-secure/v1/object-signature\x00"
-        + struct.pack(">H", len(object_id))
-        + object_id
-        + ciphertext[:78]
-        + struct.pack(">Q", size)
-        + digest
-    )
     try:
         Ed25519PublicKey.from_public_bytes(signer).verify(signature, message)
     except InvalidSignature:

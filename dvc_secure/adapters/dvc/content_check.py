@@ -26,8 +26,8 @@ from dvc_secure.core.format.object_format import (
     HEADER_LEN,
     ObjectHeader,
     ObjectSeal,
-    decrypt_object,
 )
+from dvc_secure.core.format.object_reader import decrypt_object
 from dvc_secure.errors import (
     ContentMismatchError,
     DvcSecureError,
@@ -103,7 +103,7 @@ def check_former_signer_content(rel: str, seal: ObjectSeal, md5: str | None,
     if dvc is not None:
         expected, actual, what = dvc.group(1) + dvc.group(2), md5, "MD5"
     elif manifest is not None:
-        expected, actual, what = manifest.group(1), seal.plaintext_sha256.hex(), "SHA-256"
+        expected, actual, what = manifest.group(1), seal.payload_sha256().hex(), "SHA-256"
     else:
         raise ContentMismatchError(
             f"object '{rel}' is signed by a former member's key (trusted only for key epochs "
@@ -149,10 +149,12 @@ def _key_source(src: PeekedSource, rel: str, keys: RepoKeys,
 
 
 def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys,
-                    domains: DomainKeys | None = None) -> ObjectSeal:
+                    domains: DomainKeys | None = None, *,
+                    plaintext_sha256: bool = True) -> ObjectSeal:
     """``decrypt_object`` with the former-signer content check in the same pass: MD5 is
     computed only when the header epoch is one a former signer held. ``domains``: the key
-    domains of the remote (docs/erasure.md)."""
+    domains of the remote (docs/erasure.md). ``plaintext_sha256=False`` (a pull) skips the
+    payload's SHA-256 unless the content check needs it (a manifest's name is one)."""
     src = PeekedSource(raw)
     key_for_epoch = _key_source(src, rel, keys, domains)
     hashing = Md5Sink(sink) if keys.content_check_needed(src.epoch()) else None
@@ -161,6 +163,7 @@ def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys,
         object_id=rel.encode(),
         key_for_epoch=key_for_epoch,
         is_trusted_signer=keys.is_trusted_signer,
+        plaintext_sha256=plaintext_sha256 or MANIFEST.match(rel) is not None,
     )
     check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)
     return seal

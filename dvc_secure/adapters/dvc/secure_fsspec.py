@@ -369,8 +369,7 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
             data_key=self.domains.data_key_for_upload(domain, rel),  # docs/erasure.md
             epoch=keys.keyset.current_epoch,
             object_id=rel.encode(),
-            signer=keys.signer(),
-            digest_ciphertext=True,  # same pass; for the journal and the upload record
+            signer=keys.signer(),  # the seal's ciphertext digest: journal and upload record
         )
         target = self.write_path(rel)
         self._ensure_root()
@@ -455,7 +454,8 @@ class SecureFsspec(AbstractFileSystem):  # type: ignore[misc]
                 fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    seal = decrypt_checked(src, ProgressSink(out, callback), rel, keys, self.domains)
+                    seal = decrypt_checked(src, ProgressSink(out, callback), rel, keys, self.domains,
+                                           plaintext_sha256=False)
                 os.replace(partial, lpath)
             except BaseException:
                 # never leave unauthenticated plaintext where DVC could pick it up

@@ -104,7 +104,7 @@ def stream_size(f: Any) -> int | None:
 
 def write_local_atomically(source: Any, target: str) -> None:
     """What DVC's local ``upload_fobj`` does (a temporary file beside ``target``, renamed
-    over it when complete), in 1 MiB writes and without a ``makedirs`` per object: the
+    over it when complete), block by block and without a ``makedirs`` per object: the
     directory is made only when the temporary file cannot be created without it."""
     parent = os.path.dirname(target)
     tmp = os.path.join(parent, f".{secrets.token_urlsafe(16)}.tmp")  # DVC's tmp_fname form
@@ -115,8 +115,10 @@ def write_local_atomically(source: Any, target: str) -> None:
         os.makedirs(parent, exist_ok=True)
         fd = os.open(tmp, flags, 0o666)
     try:
-        with open(fd, "wb") as out:
-            while chunk := source.read(1 << 20):
+        with open(fd, "wb") as out:  # large writes bypass the buffer, small ones coalesce
+            # read1: whole ciphertext blocks as they are, no re-slicing into 1 MiB copies
+            read = getattr(source, "read1", source.read)
+            while chunk := read(1 << 24):
                 out.write(chunk)
         os.replace(tmp, target)
     except BaseException:

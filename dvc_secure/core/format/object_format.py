@@ -1,7 +1,11 @@
-"""On-remote object format v1 (see docs/spec/object-format.md).
+"""On-remote object format, versions 1 and 2 (see docs/spec/object-format.md).
 
 ``header || STREAM segments``; the STREAM plaintext is ``payload || trailer`` where the
-trailer carries the payload length, its SHA-256 and the writer's Ed25519 signature.
+trailer carries the payload length, a digest and the writer's Ed25519 signature. Version 1
+signs SHA-256(payload); version 2 (written by default) signs the *content digest*, one
+SHA-256 over the header, the ciphertext of the payload-only segments and the rest of the
+payload, so that every byte is hashed once on a push (the same pass gives the stored
+object's digest for the remote index). Both versions are read.
 Pure: works on file-like objects handed in by the caller, touches no paths.
 """
 
@@ -11,33 +15,27 @@ import hashlib
 import queue
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from dvc_secure.core.format.primitives import (
-    AeadFailure,
     SegmentCipher,
     SigningKeyPair,
-    constant_time_equal,
-    ed25519_verify,
     hkdf_sha256,
     hmac_sha256,
     random_bytes,
 )
 from dvc_secure.errors import (
-    AuthenticationError,
     HeaderError,
-    SignatureError,
-    TrailingDataError,
     TruncationError,
     UnsupportedVersionError,
-    UntrustedSignerError,
-    WrongKeyError,
 )
 
 MAGIC = b"DVCSEC"
-VERSION = 1
+VERSION_1 = 1  # trailer signs SHA-256(payload)
+VERSION_2 = 2  # trailer signs the content digest (spec §6.4)
+VERSION = VERSION_2  # what writers produce
+SUPPORTED_VERSIONS = (VERSION_1, VERSION_2)
 SUITE_AES256GCM_HKDF_SHA256_ED25519 = 1
 SUPPORTED_SUITES = {SUITE_AES256GCM_HKDF_SHA256_ED25519}
 MIN_SEGMENT_LOG2 = 16
@@ -52,11 +50,12 @@ _HEADER_FIXED = struct.Struct(">6sBBBBI32s")  # magic, version, suite, seglog, f
 HEADER_UNSIGNED_LEN = _HEADER_FIXED.size  # 46
 HEADER_LEN = HEADER_UNSIGNED_LEN + MAC_LEN  # 78
 
-_TRAILER = struct.Struct(">Q32s32s64s")  # payload length, payload sha256, signer, signature
-TRAILER_LEN = _TRAILER.size  # 136
+TRAILER = struct.Struct(">Q32s32s64s")  # payload length, digest (v1: payload sha256), signer, signature
+TRAILER_LEN = TRAILER.size  # 136
 
 KDF_LABEL = b"dvc-secure/v1/object"
 SIGNATURE_LABEL = b"dvc-secure/v1/object-signature"
+SIGNATURE_LABEL_V2 = b"dvc-secure/v2/object-signature"
 
 
 @dataclass(frozen=True)
@@ -97,10 +96,11 @@ class ObjectHeader:
                 "not a dvc-secure object (bad magic): the remote holds plaintext or foreign data here",
                 hint="check that this remote was only ever written through secure://",
             )
-        if version != VERSION:
+        if version not in SUPPORTED_VERSIONS:
             raise UnsupportedVersionError(
-                f"object format version {version} is not supported (this release reads {VERSION})",
-                hint="upgrade dvc-secure",
+                f"object format version {version} is not supported (this release reads "
+                f"versions {', '.join(map(str, SUPPORTED_VERSIONS))})",
+                hint="upgrade dvc-secure on this machine",
             )
         if suite not in SUPPORTED_SUITES:
             raise UnsupportedVersionError(
@@ -123,13 +123,20 @@ class ObjectSeal:
 
     epoch: int
     plaintext_size: int
-    plaintext_sha256: bytes
+    plaintext_sha256: bytes | None  # None: a version-2 object read without asking for it
     signer: bytes
     ciphertext_size: int
-    ciphertext_sha256: bytes | None = None
+    ciphertext_sha256: bytes | None = None  # of the whole stored object, when computed
+    version: int = VERSION
+
+    def payload_sha256(self) -> bytes:
+        """SHA-256 of the payload; only for seals of readers that were asked to compute it."""
+        if self.plaintext_sha256 is None:
+            raise ValueError("the payload SHA-256 was not computed (pass plaintext_sha256=True)")
+        return self.plaintext_sha256
 
 
-def _check_object_id(object_id: bytes) -> None:
+def check_object_id(object_id: bytes) -> None:
     if not object_id or len(object_id) > MAX_OBJECT_ID_LEN:
         raise ValueError("object id must be 1..4096 bytes")
 
@@ -145,16 +152,23 @@ def derive_object_keys(data_key: bytes, header_unsigned: bytes, object_id: bytes
 
 
 def signature_message(object_id: bytes, header: bytes, size: int, digest: bytes) -> bytes:
+    """Version 1: ``digest`` is SHA-256(payload)."""
     return (SIGNATURE_LABEL + b"\x00" + struct.pack(">H", len(object_id)) + object_id
             + header + struct.pack(">Q", size) + digest)
 
 
+def signature_message_v2(object_id: bytes, size: int, content_digest: bytes) -> bytes:
+    """Version 2: the header is inside ``content_digest`` (spec §6.4)."""
+    return (SIGNATURE_LABEL_V2 + b"\x00" + struct.pack(">H", len(object_id)) + object_id
+            + struct.pack(">Q", size) + content_digest)
+
+
 def read_header(source: BinaryIO) -> ObjectHeader:
     """Read and structurally check a header (no key needed: tells which epoch to use)."""
-    return ObjectHeader.parse(_read_exactly(source, HEADER_LEN))
+    return ObjectHeader.parse(read_exactly(source, HEADER_LEN))
 
 
-def _read_exactly(source: BinaryIO, n: int) -> bytes:
+def read_exactly(source: BinaryIO, n: int) -> bytes:
     parts = []
     remaining = n
     while remaining:
@@ -171,7 +185,9 @@ class EncryptingReader:
 
     Payload chunks are encrypted straight from the buffers ``source.read`` returns; one
     chunk of look-ahead tells whether a segment is the last. After EOF, ``seal`` describes
-    the object (plaintext digest, and the ciphertext digest when ``digest_ciphertext``).
+    the object, including the SHA-256 of the whole stored object (for the remote index).
+    Version 2 hashes every byte once: the stored object's digest and the signed content
+    digest share the hash state up to the last payload-only segment (spec §6.4).
     """
 
     def __init__(
@@ -183,30 +199,34 @@ class EncryptingReader:
         object_id: bytes,
         signer: SigningKeyPair,
         segment_log2: int = DEFAULT_SEGMENT_LOG2,
-        digest_ciphertext: bool = False,
+        version: int = VERSION,
         salt: bytes | None = None,
     ) -> None:
-        """``salt`` exists for deterministic test vectors only; leave it None."""
-        _check_object_id(object_id)
+        """``salt`` exists for deterministic test vectors only; leave it None. ``version``
+        1 is for test vectors and compatibility tests; writers use the default."""
+        check_object_id(object_id)
         if salt is not None and len(salt) != SALT_LEN:
             raise ValueError("salt must be 32 bytes")
         if not MIN_SEGMENT_LOG2 <= segment_log2 <= MAX_SEGMENT_LOG2:
             raise ValueError("segment_log2 out of range")
         if not 1 <= epoch < 1 << 32:
             raise ValueError("epoch out of range")
+        if version not in SUPPORTED_VERSIONS:
+            raise ValueError("unknown object format version")
         self._source = source
         self._object_id = object_id
         self._signer = signer
         self._seg = 1 << segment_log2
+        self._version = version
         unsigned = ObjectHeader(epoch=epoch, salt=salt or random_bytes(SALT_LEN), mac=b"",
-                                segment_log2=segment_log2).unsigned_bytes()
+                                segment_log2=segment_log2, version=version).unsigned_bytes()
         seg_key, commit_key = derive_object_keys(data_key, unsigned, object_id)
         self._header = unsigned + hmac_sha256(commit_key, unsigned)
         self._cipher = SegmentCipher(seg_key)
         self._epoch = epoch
         self._counter = 0
-        self._payload_sha = BackgroundSha256()
-        self._ct_sha = BackgroundSha256() if digest_ciphertext else None
+        self._payload_sha = BackgroundSha256() if version == VERSION_1 else None
+        self._ct_sha = BackgroundSha256()
         self._payload_len = 0
         self._ct_len = 0
         self._blocks: list[bytes] = []
@@ -221,17 +241,17 @@ class EncryptingReader:
         return True
 
     def _read_payload(self) -> bytes:
-        chunk = _read_exactly(self._source, self._seg)
+        chunk = read_exactly(self._source, self._seg)
         if chunk:
-            self._payload_sha.update(chunk)
+            if self._payload_sha is not None:
+                self._payload_sha.update(chunk)
             self._payload_len += len(chunk)
         return chunk
 
     def _emit(self, block: bytes) -> None:
         self._blocks.append(block)
         self._ct_len += len(block)
-        if self._ct_sha is not None:
-            self._ct_sha.update(block)
+        self._ct_sha.update(block)
 
     def _produce(self) -> None:
         """Queue the next ciphertext block(s); sets ``_finished`` after the final one."""
@@ -248,7 +268,17 @@ class EncryptingReader:
             self._counter += 1
             self._pending = following
             return
-        tail = current + self._trailer()
+        if self._payload_sha is not None:  # version 1
+            tail = current + self._trailer(self._payload_sha.digest())
+        else:
+            if len(current) == self._seg:
+                # a full last piece is still a payload-only segment: the trailer follows it
+                self._emit(self._cipher.seal(self._counter, False, current))
+                self._counter += 1
+                current = b""
+            content = self._ct_sha.fork()
+            content.update(current)
+            tail = current + self._trailer(content.digest())
         while len(tail) > self._seg:
             self._emit(self._cipher.seal(self._counter, False, tail[: self._seg]))
             self._counter += 1
@@ -260,16 +290,19 @@ class EncryptingReader:
         self.seal = ObjectSeal(
             epoch=self._epoch,
             plaintext_size=self._payload_len,
-            plaintext_sha256=self._payload_sha.digest(),
+            plaintext_sha256=self._payload_sha.digest() if self._payload_sha is not None else None,
             signer=self._signer.public,
             ciphertext_size=self._ct_len,
-            ciphertext_sha256=self._ct_sha.digest() if self._ct_sha is not None else None,
+            ciphertext_sha256=self._ct_sha.digest(),
+            version=self._version,
         )
 
-    def _trailer(self) -> bytes:
-        digest = self._payload_sha.digest()
-        msg = signature_message(self._object_id, self._header, self._payload_len, digest)
-        return _TRAILER.pack(self._payload_len, digest, self._signer.public, self._signer.sign(msg))
+    def _trailer(self, digest: bytes) -> bytes:
+        if self._version == VERSION_1:
+            msg = signature_message(self._object_id, self._header, self._payload_len, digest)
+        else:
+            msg = signature_message_v2(self._object_id, self._payload_len, digest)
+        return TRAILER.pack(self._payload_len, digest, self._signer.public, self._signer.sign(msg))
 
     def read(self, n: int | None = -1) -> bytes:
         want = n if n is not None and n >= 0 else None
@@ -291,12 +324,39 @@ class EncryptingReader:
             got += take
         return b"".join(parts)
 
+    def read1(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (any number if negative) from one ciphertext block, without
+        joining blocks: a whole block is returned as is, so a writer copies nothing."""
+        while self._pos >= len(self._out):
+            if not self._blocks:
+                if self._finished:
+                    return b""
+                self._produce()
+                continue
+            self._out = memoryview(self._blocks.pop(0))
+            self._pos = 0
+        avail = len(self._out) - self._pos
+        take = avail if n is None or n < 0 else min(n, avail)
+        if self._pos == 0 and take == avail:
+            out = self._out.obj  # the block itself
+            self._pos = avail
+            return cast(bytes, out)
+        chunk = bytes(self._out[self._pos:self._pos + take])
+        self._pos += take
+        return chunk
+
     def close(self) -> None:
         self._blocks.clear()
         self._pending = b""
-        self._payload_sha.close()
-        if self._ct_sha is not None:
-            self._ct_sha.close()
+        if self._payload_sha is not None:
+            self._payload_sha.close()
+        self._ct_sha.close()
+
+
+class HashState(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
 
 
 class BackgroundSha256:
@@ -329,6 +389,11 @@ class BackgroundSha256:
         assert self._queue is not None
         self._queue.put(data)
 
+    def fork(self) -> HashState:
+        """A copy of the state so far (after the queued data); this hash goes on."""
+        self.close()
+        return self._hash.copy()
+
     def digest(self) -> bytes:
         if self._result is None:
             self.close()
@@ -342,139 +407,7 @@ class BackgroundSha256:
             self._thread = None
 
 
-# (signer public key, the object's key epoch) -> trusted? Epoch-aware so a removed
-# writer stays trusted for the epochs it could write in, and only those.
-TrustedSigners = Callable[[bytes, int], bool]
-
-
-class _Sink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
-
-
-def decrypt_object(
-    source: BinaryIO,
-    sink: _Sink,
-    *,
-    object_id: bytes,
-    key_for_epoch: Callable[[int], bytes],
-    is_trusted_signer: TrustedSigners,
-) -> ObjectSeal:
-    """Authenticate and decrypt one object from ``source`` into ``sink``.
-
-    ``sink`` receives only AEAD-authenticated payload bytes, but the object as a whole is
-    valid only if this returns: callers must write to a temporary place and discard it on
-    any exception.
-    """
-    _check_object_id(object_id)
-    raw_header = _read_exactly(source, HEADER_LEN)
-    header = ObjectHeader.parse(raw_header)
-    unsigned = raw_header[:HEADER_UNSIGNED_LEN]
-    data_key = key_for_epoch(header.epoch)
-    seg_key, commit_key = derive_object_keys(data_key, unsigned, object_id)
-    if not constant_time_equal(hmac_sha256(commit_key, unsigned), header.mac):
-        raise WrongKeyError(
-            f"object header does not authenticate under key epoch {header.epoch} for "
-            f"'{object_id.decode(errors='replace')}': the object was swapped from another "
-            "name, or its header is corrupted",
-            hint="run 'dvc-secure verify --remote' and re-push the object from a clean cache",
-        )
-    cipher = SegmentCipher(seg_key)
-
-    payload_sha = BackgroundSha256()
-    try:
-        return _decrypt_segments(
-            source, sink, cipher, header, raw_header, object_id, payload_sha, is_trusted_signer
-        )
-    finally:
-        payload_sha.close()
-
-
-def _decrypt_segments(
-    source: BinaryIO,
-    sink: _Sink,
-    cipher: SegmentCipher,
-    header: ObjectHeader,
-    raw_header: bytes,
-    object_id: bytes,
-    payload_sha: BackgroundSha256,
-    is_trusted_signer: TrustedSigners,
-) -> ObjectSeal:
-    seg_ct = header.segment_size + TAG_LEN
-    name = object_id.decode(errors="replace")
-    payload_len = 0
-    tail = bytearray()  # plaintext withheld because it may belong to the trailer
-    counter = 0
-    current = _read_exactly(source, seg_ct)
-    if not current:
-        raise TruncationError(f"object '{name}' has a header but no segments (truncated)")
-    while True:
-        nxt = _read_exactly(source, seg_ct) if len(current) == seg_ct else b""
-        last = not nxt
-        try:
-            plain = cipher.open(counter, last, current)
-        except AeadFailure:
-            raise _classify_failure(cipher, counter, last, current, name) from None
-        if last and counter and not plain:
-            # writers never end on an empty segment: only a key holder re-encoding the stream
-            raise AuthenticationError(
-                f"object '{name}': its final segment {counter} is empty (not a canonical "
-                "encoding; the ciphertext was re-encrypted by a key holder)"
-            )
-        counter += 1
-        if last:
-            tail += plain
-            break
-        # A non-final segment: release everything the trailer cannot reach.
-        next_plain_len = len(nxt) - TAG_LEN
-        hold = max(0, TRAILER_LEN - max(next_plain_len, 0))
-        if not tail and not hold:  # the common case: no copy
-            payload_sha.update(plain)
-            sink.write(plain)
-            payload_len += len(plain)
-            current = nxt
-            continue
-        buf = tail + plain if tail else plain
-        cut = len(buf) - hold
-        if cut > 0:
-            out = bytes(buf[:cut])
-            payload_sha.update(out)
-            sink.write(out)
-            payload_len += len(out)
-            tail = bytearray(buf[cut:])
-        else:
-            tail = bytearray(buf)
-        current = nxt
-    if len(tail) < TRAILER_LEN:
-        raise TruncationError(f"object '{name}' is too short to hold its trailer")
-    final_payload = bytes(tail[:-TRAILER_LEN])
-    if final_payload:
-        payload_sha.update(final_payload)
-        sink.write(final_payload)
-        payload_len += len(final_payload)
-    size, digest, signer, signature = _TRAILER.unpack(bytes(tail[-TRAILER_LEN:]))
-    if size != payload_len or not constant_time_equal(digest, payload_sha.digest()):
-        raise SignatureError(
-            f"object '{name}': decrypted content does not match the digest its writer signed"
-        )
-    if not ed25519_verify(signer, signature, signature_message(object_id, raw_header, size, digest)):
-        raise SignatureError(f"object '{name}': the writer signature is invalid")
-    if not is_trusted_signer(signer, header.epoch):
-        raise UntrustedSignerError(
-            f"object '{name}' was written by signing key {signer.hex()[:16]}…, which is not a "
-            f"writer in this repository's keyring for key epoch {header.epoch}",
-            hint="someone with storage access but no writer role replaced it; re-push from a "
-            "trusted clone and run 'dvc-secure verify --remote'",
-        )
-    return ObjectSeal(
-        epoch=header.epoch,
-        plaintext_size=payload_len,
-        plaintext_sha256=payload_sha.digest(),
-        signer=signer,
-        ciphertext_size=HEADER_LEN + _ciphertext_len(payload_len, header.segment_size),
-    )
-
-
-def _ciphertext_len(payload_len: int, seg: int) -> int:
+def body_len(payload_len: int, seg: int) -> int:
     total = payload_len + TRAILER_LEN
     segments = (total + seg - 1) // seg
     return total + segments * TAG_LEN
@@ -482,7 +415,7 @@ def _ciphertext_len(payload_len: int, seg: int) -> int:
 
 def ciphertext_size(payload_len: int, segment_log2: int = DEFAULT_SEGMENT_LOG2) -> int:
     """Exact object size for a payload of ``payload_len`` bytes."""
-    return HEADER_LEN + _ciphertext_len(payload_len, 1 << segment_log2)
+    return HEADER_LEN + body_len(payload_len, 1 << segment_log2)
 
 
 def plaintext_size(object_size: int, segment_log2: int = DEFAULT_SEGMENT_LOG2) -> int | None:
@@ -496,20 +429,3 @@ def plaintext_size(object_size: int, segment_log2: int = DEFAULT_SEGMENT_LOG2) -
         return None
     plain = full * (1 << segment_log2) + (rest - TAG_LEN if rest else 0)
     return plain - TRAILER_LEN if plain >= TRAILER_LEN else None
-
-
-def _classify_failure(cipher: SegmentCipher, counter: int, last: bool, chunk: bytes, name: str) -> Exception:
-    try:
-        cipher.open(counter, not last, chunk)
-    except AeadFailure:
-        return AuthenticationError(
-            f"object '{name}': segment {counter} failed authentication (corrupted, reordered "
-            "or tampered ciphertext)",
-            hint="run 'dvc-secure verify --remote' and re-push the object from a clean cache",
-        )
-    if last:
-        return TruncationError(
-            f"object '{name}' is truncated: it ends after segment {counter}, which is not final",
-            hint="the upload was interrupted or the object was cut; re-push it",
-        )
-    return TrailingDataError(f"object '{name}' has data after its final segment (extended)")

@@ -1,4 +1,4 @@
-"""Object format v1 (docs/spec/object-format.md): round trips and the attacks it stops."""
+"""Object format v1 and v2 (docs/spec/object-format.md): round trips and the attacks they stop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dvc_secure.core.format import object_format as of
+from dvc_secure.core.format import object_reader as rd
 from dvc_secure.core.format.primitives import SegmentCipher, SigningKeyPair
 from dvc_secure.core.keys.keyring import KeySet
 from dvc_secure.errors import (
@@ -55,6 +56,7 @@ def encrypt(
     segment_log2: int = SEG_LOG2,
     signer: SigningKeyPair = WRITER,
     salt: bytes | None = None,
+    version: int = of.VERSION,
 ) -> bytes:
     reader = of.EncryptingReader(
         io.BytesIO(payload),
@@ -64,6 +66,7 @@ def encrypt(
         signer=signer,
         segment_log2=segment_log2,
         salt=salt,
+        version=version,
     )
     try:
         return reader.read()
@@ -91,7 +94,7 @@ def decrypt(
         data_keys={1: KEY} if keys is None else keys, name_secret=bytes(32), current_epoch=1
     )
     out = Sink() if sink is None else sink
-    seal = of.decrypt_object(
+    seal = rd.decrypt_object(
         io.BytesIO(ciphertext),
         out,
         object_id=oid,
@@ -140,9 +143,10 @@ def test_round_trip(size: int, seed: int, segment_log2: int) -> None:
     size=near_boundaries,
     reads=st.lists(st.integers(0, 70000), min_size=1, max_size=8),
     source_chunk=st.integers(1, 70000),
+    read1=st.lists(st.booleans(), min_size=1, max_size=8),
 )
 def test_encrypting_reader_output_independent_of_read_sizes(
-    size: int, reads: list[int], source_chunk: int
+    size: int, reads: list[int], source_chunk: int, read1: list[bool]
 ) -> None:
     payload = payload_of(size)
     salt = bytes(range(32))
@@ -160,15 +164,26 @@ def test_encrypting_reader_output_independent_of_read_sizes(
         signer=WRITER,
         segment_log2=SEG_LOG2,
         salt=salt,
-        digest_ciphertext=True,
     )
-    parts = [reader.read(n) for n in itertools.islice(itertools.cycle(reads), 64)]
+    ops = zip(itertools.islice(itertools.cycle(reads), 64), itertools.cycle(read1), strict=False)
+    parts = [(reader.read1 if one else reader.read)(n) for n, one in ops]
     parts.append(reader.read())
     reader.close()
     assert b"".join(parts) == whole
     assert reader.seal is not None
     assert reader.seal.ciphertext_sha256 == hashlib.sha256(whole).digest()
     assert reader.seal.ciphertext_size == len(whole)
+
+
+def test_read1_hands_out_whole_blocks_without_copying() -> None:
+    reader = of.EncryptingReader(io.BytesIO(payload_of(3 * SEG)), data_key=KEY, epoch=1,
+                                 object_id=OID, signer=WRITER, segment_log2=SEG_LOG2)
+    sizes = []
+    while block := reader.read1(1 << 24):
+        sizes.append(len(block))
+    reader.close()
+    assert sizes == [of.HEADER_LEN, SEG + 16, SEG + 16, SEG + 16, of.TRAILER_LEN + 16]
+    assert reader.read1(-1) == b""
 
 
 @FAST
@@ -182,7 +197,7 @@ def test_decrypt_from_short_reads(size: int, chunk: int) -> None:
             return super().read(min(chunk, n) if n is not None and n >= 0 else -1)
 
     sink = Sink()
-    of.decrypt_object(
+    rd.decrypt_object(
         Trickle(ct),
         sink,
         object_id=OID,
@@ -192,11 +207,12 @@ def test_decrypt_from_short_reads(size: int, chunk: int) -> None:
     assert bytes(sink.data) == payload
 
 
-def test_layout_of_a_two_segment_object() -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_layout_of_a_two_segment_object(version: int) -> None:
     payload = payload_of(SEG)  # a full payload segment, then the trailer alone
-    ct = encrypt(payload, salt=bytes(32))
+    ct = encrypt(payload, salt=bytes(32), version=version)
     header = of.ObjectHeader.parse(ct)
-    assert ct[:6] == b"DVCSEC" and ct[6:10] == bytes([1, 1, 16, 0])
+    assert ct[:6] == b"DVCSEC" and ct[6:10] == bytes([version, 1, 16, 0])
     assert header.epoch == 1 and header.salt == bytes(32)
     segs = segments(ct)
     assert [len(s) for s in segs] == [SEG + 16, of.TRAILER_LEN + 16]
@@ -204,7 +220,56 @@ def test_layout_of_a_two_segment_object() -> None:
     cipher = SegmentCipher(seg_key)
     assert cipher.open(0, False, segs[0]) == payload
     size, digest, signer, _sig = struct.unpack(">Q32s32s64s", cipher.open(1, True, segs[1]))
-    assert (size, digest, signer) == (SEG, hashlib.sha256(payload).digest(), WRITER.public)
+    # v1 signs SHA-256(payload); v2 the content digest: header, the payload-only segment's
+    # ciphertext, then the payload after it (none here)
+    expected = (hashlib.sha256(payload) if version == 1
+                else hashlib.sha256(ct[: of.HEADER_LEN] + segs[0])).digest()
+    assert (size, digest, signer) == (SEG, expected, WRITER.public)
+
+
+@pytest.mark.parametrize("size", [0, 1, SEG - of.TRAILER_LEN, SEG - of.TRAILER_LEN + 1,
+                                  SEG - 1, SEG, SEG + 1, 2 * SEG + 100])
+def test_v2_content_digest_is_the_spec_definition(size: int) -> None:
+    """Header || ciphertext of the floor(len/seg) payload-only segments || the rest."""
+    payload = payload_of(size, seed=size)
+    ct = encrypt(payload)
+    segs = segments(ct)
+    m = size // SEG
+    expected = hashlib.sha256(ct[: of.HEADER_LEN] + b"".join(segs[:m]) + payload[m * SEG :])
+    seg_key, _ = of.derive_object_keys(KEY, ct[: of.HEADER_UNSIGNED_LEN], OID)
+    cipher = SegmentCipher(seg_key)
+    stream = b"".join(cipher.open(i, i == len(segs) - 1, s) for i, s in enumerate(segs))
+    assert stream[-of.TRAILER_LEN :][8:40] == expected.digest()
+    _, seal = decrypt(ct)
+    assert seal.ciphertext_sha256 == hashlib.sha256(ct).digest()
+    reader = of.EncryptingReader(io.BytesIO(payload), data_key=KEY, epoch=1, object_id=OID,
+                                 signer=WRITER, segment_log2=SEG_LOG2)
+    assert hashlib.sha256(reader.read()).digest() == reader.seal.ciphertext_sha256  # type: ignore[union-attr]
+    reader.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, SEG - of.TRAILER_LEN + 1, SEG, 2 * SEG + 100])
+def test_v1_objects_still_read(size: int) -> None:
+    payload = payload_of(size, seed=size)
+    ct = encrypt(payload, version=1)
+    assert ct[6] == 1
+    data, seal = decrypt(ct)
+    assert data == payload and seal.version == 1
+    assert seal.plaintext_sha256 == hashlib.sha256(payload).digest()
+
+
+def test_v2_pull_skips_the_payload_digest_unless_asked() -> None:
+    payload = payload_of(SEG + 5)
+    ct = encrypt(payload)
+    keyset = KeySet(data_keys={1: KEY}, name_secret=bytes(32), current_epoch=1)
+    lean = rd.decrypt_object(io.BytesIO(ct), Sink(), object_id=OID,
+                             key_for_epoch=keyset.key_for_epoch,
+                             is_trusted_signer=lambda k, _e: k == WRITER.public,
+                             plaintext_sha256=False)
+    assert lean.plaintext_sha256 is None and lean.version == 2
+    with pytest.raises(ValueError, match="not computed"):
+        lean.payload_sha256()
+    assert decrypt(ct)[1].payload_sha256() == hashlib.sha256(payload).digest()
 
 
 def test_nonce_is_counter_then_final_flag() -> None:
@@ -446,7 +511,7 @@ def test_reader_moving_signed_object_to_another_id_rejected() -> None:
     original_key, _ = of.derive_object_keys(KEY, SMALL[: of.HEADER_UNSIGNED_LEN], OID)
     stream = SegmentCipher(original_key).open(0, True, segments(SMALL)[0])
     moved = moved_header + SegmentCipher(seg_key).seal(0, True, stream)
-    with pytest.raises(SignatureError, match="signature is invalid"):
+    with pytest.raises(SignatureError, match="digest"):  # v2: the header is in the digest
         decrypt(moved, oid=other)
 
 
@@ -464,7 +529,8 @@ def test_empty_final_segment_rejected() -> None:
     ("offset", "value", "error"),
     [
         (0, ord("X"), HeaderError),
-        (6, 2, UnsupportedVersionError),
+        (6, 3, UnsupportedVersionError),
+        (6, 0, UnsupportedVersionError),
         (7, 0, UnsupportedVersionError),
         (8, 15, HeaderError),
         (8, 25, HeaderError),
