@@ -31,8 +31,8 @@ from dvc_secure.core.format.object_reader import decrypt_object
 from dvc_secure.errors import (
     ContentMismatchError,
     DvcSecureError,
-    NoKeyForEpochError,
     ObjectFormatError,
+    WrongKeyError,
 )
 
 DVC3_OBJECT = re.compile(r"^files/md5/([0-9a-f]{2})/([0-9a-f]{30})(\.dir)?$")
@@ -56,6 +56,13 @@ class PeekedSource:
         self._raw = raw
         self._head = raw.read(HEADER_LEN)
         self._pos = 0
+        self._past_head = False
+
+    def rewind(self) -> None:
+        """Start again from the first byte; only while nothing past the header was read."""
+        if self._past_head:
+            raise ValueError("the stream was read past its header")
+        self._pos = 0
 
     @property
     def head(self) -> bytes:
@@ -68,6 +75,7 @@ class PeekedSource:
             return None  # the reader reports the malformed header
 
     def read(self, n: int = -1) -> bytes:
+        self._past_head = self._past_head or n is None or n < 0 or self._pos + n > len(self._head)
         if self._pos < len(self._head):
             if n is None or n < 0:
                 out = self._head[self._pos:] + self._raw.read()
@@ -126,26 +134,21 @@ class DomainKeys(Protocol):
     def missing(self, rel: str, epoch: int) -> DvcSecureError | None: ...
 
 
-def _key_source(src: PeekedSource, rel: str, keys: RepoKeys,
-                domains: DomainKeys | None) -> Callable[[int], bytes]:
-    """The repository's epoch keys, or the one key domain's key whose header MAC verifies
-    (docs/spec/domain-key.md §4): the key commitment tells which key an object is under."""
+def _domain_key(src: PeekedSource, rel: str, keys: RepoKeys,
+                domains: DomainKeys | None) -> bytes | None:
+    """The key domain's key whose header MAC verifies (docs/spec/domain-key.md §4: the key
+    commitment tells which key an object is under), for an object whose header did not
+    verify under the repository's epoch key; raises why no key opens it, if known."""
     epoch = src.epoch()
     if domains is None or epoch is None:
-        return keys.keyset.key_for_epoch
-    try:
-        default = keys.keyset.key_for_epoch(epoch)
-    except NoKeyForEpochError:
-        return keys.keyset.key_for_epoch  # the reader reports the missing epoch key
-    if header_authenticates(src.head, rel.encode(), default):
-        return keys.keyset.key_for_epoch
+        return None
     for key in domains.candidates(epoch):
         if header_authenticates(src.head, rel.encode(), key):
-            return lambda _epoch: key
+            return key
     error = domains.missing(rel, epoch)
     if error is not None:
         raise error
-    return keys.keyset.key_for_epoch  # the reader reports WrongKeyError
+    return None
 
 
 def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys,
@@ -153,18 +156,30 @@ def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys,
                     plaintext_sha256: bool = True) -> ObjectSeal:
     """``decrypt_object`` with the former-signer content check in the same pass: MD5 is
     computed only when the header epoch is one a former signer held. ``domains``: the key
-    domains of the remote (docs/erasure.md). ``plaintext_sha256=False`` (a pull) skips the
-    payload's SHA-256 unless the content check needs it (a manifest's name is one)."""
+    domains of the remote (docs/erasure.md); an object is tried under the repository's
+    epoch key first, so only domain objects pay a second key derivation.
+    ``plaintext_sha256=False`` (a pull) skips the payload's SHA-256 unless the content check
+    needs it (a manifest's name is one)."""
     src = PeekedSource(raw)
-    key_for_epoch = _key_source(src, rel, keys, domains)
     hashing = Md5Sink(sink) if keys.content_check_needed(src.epoch()) else None
-    seal = decrypt_object(
-        cast(BinaryIO, src), hashing if hashing is not None else sink,
-        object_id=rel.encode(),
-        key_for_epoch=key_for_epoch,
-        is_trusted_signer=keys.is_trusted_signer,
-        plaintext_sha256=plaintext_sha256 or MANIFEST.match(rel) is not None,
-    )
+
+    def attempt(key_for_epoch: Callable[[int], bytes]) -> ObjectSeal:
+        return decrypt_object(
+            cast(BinaryIO, src), hashing if hashing is not None else sink,
+            object_id=rel.encode(),
+            key_for_epoch=key_for_epoch,
+            is_trusted_signer=keys.is_trusted_signer,
+            plaintext_sha256=plaintext_sha256 or MANIFEST.match(rel) is not None,
+        )
+
+    try:
+        seal = attempt(keys.keyset.key_for_epoch)
+    except WrongKeyError:  # raised on the header alone: nothing was written yet
+        key = _domain_key(src, rel, keys, domains)
+        if key is None:
+            raise
+        src.rewind()
+        seal = attempt(lambda _epoch: key)
     check_former_signer_content(rel, seal, hashing.md5.hexdigest() if hashing else None, keys)
     return seal
 
