@@ -559,3 +559,29 @@ def test_garbage_only_raises_format_errors(data: bytes, magic: bool) -> None:
         data = b"DVCSEC\x01\x01\x10\x00\x00\x00\x00\x01" + data
     with pytest.raises((ObjectFormatError, NoKeyForEpochError)):
         decrypt(data)
+
+
+@pytest.mark.parametrize("size", [0, 4096, SEG, 3 * SEG + 777])
+def test_push_and_pull_hash_each_byte_once(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The performance guard that noise cannot hide (issue 16): format v2 hashes the stored
+    bytes once on a push and once on a pull; only the payload after the last payload-only
+    segment (< one segment) is hashed a second time, as plaintext, for the signed digest."""
+    hashed: list[int] = []
+    original = of.BackgroundSha256.update
+
+    def counting(self: of.BackgroundSha256, data: bytes) -> None:
+        hashed.append(len(data))
+        original(self, data)
+
+    monkeypatch.setattr(of.BackgroundSha256, "update", counting)
+    payload = payload_of(size)
+    ct = encrypt(payload)
+    assert sum(hashed) == len(ct)  # push: the stored object's bytes, each once
+    hashed.clear()
+    keyset = KeySet(data_keys={1: KEY}, name_secret=bytes(32), current_epoch=1)
+    rd.decrypt_object(io.BytesIO(ct), Sink(), object_id=OID, key_for_epoch=keyset.key_for_epoch,
+                      is_trusted_signer=lambda k, _e: k == WRITER.public, plaintext_sha256=False)
+    assert sum(hashed) == len(ct)  # pull: the same
+    hashed.clear()
+    encrypt(payload, version=1)
+    assert sum(hashed) >= 2 * size  # what format v1 cost: payload and ciphertext
