@@ -51,11 +51,21 @@ def _no_prompt(message: str) -> str:
     raise EOFError  # load_identity turns this into a PassphraseError: warn, never block
 
 
+# variables with which git finds another repository than the one above ``repo_root``
+_GIT_LOCATION_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES",
+                     "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_NAMESPACE", "GIT_REF_STORAGE")
+
+
 def _head_revision(repo_root: Path) -> str | None:
     # `git rev-parse` rather than pygit2: this runs inside git hooks, where importing
     # pygit2 alone costs more than the whole latency budget
+    import os
     import subprocess
 
+    from dvc_secure.adapters.git.unborn import without_commits
+
+    if not any(v in os.environ for v in _GIT_LOCATION_ENV) and without_commits(repo_root):
+        return None  # nothing committed yet: no HEAD revision (what rev-parse says), no process
     try:
         out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD^{commit}"],
                              cwd=repo_root, capture_output=True, text=True, check=False)

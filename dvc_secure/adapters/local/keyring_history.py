@@ -13,12 +13,12 @@ HEAD, packed refs) is left to pygit2.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dvc_secure.adapters.git.unborn import without_commits
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.errors import KeyringError
 
@@ -31,35 +31,6 @@ class Seen:
 
     keyring: Keyring
     commit: str
-
-
-def _without_commits(root: Path) -> bool:
-    """True only when the git repository pygit2 would open for ``root`` certainly has no
-    commit: a plain ``.git`` directory (no worktree, no reftable) whose HEAD names a branch
-    and which holds no ref at all, loose or packed. False whenever unsure."""
-    for folder in (root, *root.parents):
-        dotgit = folder / ".git"
-        if dotgit.is_dir():
-            break
-        if os.path.lexists(dotgit):
-            return False  # a ``.git`` file (worktree, submodule): let pygit2 resolve it
-    else:
-        return False  # no .git directory: let pygit2 decide (it finds none, or a bare one)
-    if (dotgit / "commondir").exists() or (dotgit / "reftable").exists():
-        return False
-    try:
-        if not (dotgit / "HEAD").read_text(encoding="utf-8").startswith("ref: refs/"):
-            return False  # detached: HEAD itself names a commit
-        if (dotgit / "packed-refs").exists():
-            with open(dotgit / "packed-refs", encoding="utf-8") as packed:
-                if any(line.strip() and not line.startswith("#") for line in packed):
-                    return False
-    except (OSError, UnicodeDecodeError):
-        return False
-    refs = dotgit / "refs"
-    if not refs.is_dir():
-        return False
-    return not any(files for _, _, files in os.walk(refs))
 
 
 def _open(root: Path) -> Any:
@@ -89,7 +60,7 @@ def _tips(repo: Any, head_only: bool) -> list[Any]:
 
 
 def _walk(root: Path, head_only: bool) -> dict[str, Seen]:
-    if _without_commits(root):
+    if without_commits(root):
         return {}  # nothing committed: no keyring version in any history
     import pygit2
 
@@ -144,7 +115,7 @@ def head_history(root: Path) -> dict[str, Seen]:
 
 def head_keyring(root: Path) -> Keyring | None:
     """The keyring committed at HEAD (None: no commit, no keyring, or unreadable)."""
-    if _without_commits(root):
+    if without_commits(root):
         return None
     import pygit2
 

@@ -1,6 +1,7 @@
-"""The first use of a repository without any commit skips pygit2: the check that says
-"no commit" must never say so of a repository that has one (a keyring version in its
-history would then be missed by the trust loader)."""
+"""A repository without any commit is recognised from its files (the trust loader's first
+use then skips pygit2, the audit event skips ``git rev-parse``): the check that says "no
+commit" must never say so of a repository that has one (a keyring version in its history
+would then be missed by the trust loader, a revision by the audit event)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from dvc_secure.adapters.git.unborn import without_commits
 from dvc_secure.adapters.local import keyring_history as hist
+from dvc_secure.services.audit_recorder import _head_revision
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -35,17 +38,32 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_fresh_init_has_no_commit(repo: Path) -> None:
-    assert hist._without_commits(repo)
-    assert hist._without_commits(repo / "sub" / "dir")  # DVC in a sub directory
+    assert without_commits(repo)
+    assert without_commits(repo / "sub" / "dir")  # DVC in a sub directory
     assert not _pygit2_sees_a_commit(repo)
     assert hist.history_keyrings(repo) == {} and hist.head_keyring(repo) is None
+    assert _head_revision(repo) is None
 
 
 def test_a_commit_is_seen(repo: Path) -> None:
     (repo / "f").write_text("x", encoding="utf-8")
     _git(repo, "add", "f")
     _git(repo, "commit", "-q", "-m", "c")
-    assert not hist._without_commits(repo)
+    assert not without_commits(repo)
+    assert _head_revision(repo) == str(pygit2.Repository(str(repo)).head.target)
+
+
+def test_git_dir_from_the_environment_is_left_to_git(repo: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    _git(other, "init", "-q", "-b", "main")
+    (other / "f").write_text("x", encoding="utf-8")
+    _git(other, "add", "f")
+    _git(other, "commit", "-q", "-m", "c")
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    assert without_commits(repo)  # the files above repo: no commit there ...
+    assert _head_revision(repo) == str(pygit2.Repository(str(other)).head.target)  # ... git's
 
 
 def test_packed_refs_only_is_seen(repo: Path) -> None:
@@ -54,7 +72,7 @@ def test_packed_refs_only_is_seen(repo: Path) -> None:
     _git(repo, "commit", "-q", "-m", "c")
     _git(repo, "pack-refs", "--all")
     assert not any(files for _, _, files in os.walk(repo / ".git" / "refs"))
-    assert not hist._without_commits(repo)
+    assert not without_commits(repo)
 
 
 def test_a_ref_on_another_branch_is_seen(repo: Path) -> None:
@@ -64,7 +82,7 @@ def test_a_ref_on_another_branch_is_seen(repo: Path) -> None:
     _git(repo, "branch", "-m", "main", "other")
     _git(repo, "symbolic-ref", "HEAD", "refs/heads/unborn")
     assert _pygit2_sees_a_commit(repo)
-    assert not hist._without_commits(repo)
+    assert not without_commits(repo)
 
 
 def test_detached_head_is_seen(repo: Path) -> None:
@@ -73,7 +91,7 @@ def test_detached_head_is_seen(repo: Path) -> None:
     _git(repo, "commit", "-q", "-m", "c")
     _git(repo, "checkout", "-q", "--detach")
     _git(repo, "branch", "-D", "main")
-    assert not hist._without_commits(repo)
+    assert not without_commits(repo)
 
 
 def test_worktree_and_missing_git_are_left_to_pygit2(repo: Path, tmp_path: Path) -> None:
@@ -81,7 +99,7 @@ def test_worktree_and_missing_git_are_left_to_pygit2(repo: Path, tmp_path: Path)
     _git(repo, "add", "f")
     _git(repo, "commit", "-q", "-m", "c")
     _git(repo, "worktree", "add", "-q", str(tmp_path / "wt"))
-    assert not hist._without_commits(tmp_path / "wt")
+    assert not without_commits(tmp_path / "wt")
     plain = tmp_path / "not-a-repo"
     plain.mkdir()
-    assert not hist._without_commits(plain)
+    assert not without_commits(plain)
