@@ -42,4 +42,8 @@ def without_commits(root: Path) -> bool:
     refs = dotgit / "refs"
     if not refs.is_dir():
         return False
-    return not any(files for _, _, files in os.walk(refs))
+    for folder_path, folders, files in os.walk(refs):
+        # a ref file, or a linked folder os.walk would not enter: maybe a commit
+        if files or any(os.path.islink(os.path.join(folder_path, f)) for f in folders):
+            return False
+    return True

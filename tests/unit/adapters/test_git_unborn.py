@@ -103,3 +103,10 @@ def test_worktree_and_missing_git_are_left_to_pygit2(repo: Path, tmp_path: Path)
     plain = tmp_path / "not-a-repo"
     plain.mkdir()
     assert not without_commits(plain)
+
+
+def test_a_linked_refs_folder_is_not_trusted_to_be_empty(repo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (repo / ".git" / "refs" / "remotes").symlink_to(elsewhere, target_is_directory=True)
+    assert not without_commits(repo)
