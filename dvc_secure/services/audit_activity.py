@@ -97,12 +97,13 @@ def record_transfers(stats: TransferStats) -> None:
             # fine, so the refusal is uploaded at once like any other event
             details["refused"] = a.refused[:300]
             record_and_flush(root, f"{action}-refused", targets or ["all"], details,
-                             identity=identity, remote=remote)
+                             identity=identity, remote=remote, keys=stats.loaded_keys())
             return
         # a failed transfer is recorded but not uploaded now (the remote may be what failed);
         # the next successful push/pull or 'dvc-secure audit' uploads it
         record_and_flush(root, action, targets or ["all"], details,
-                         flush=not a.failures, identity=identity, remote=remote)
+                         flush=not a.failures, identity=identity, remote=remote,
+                         keys=stats.loaded_keys())
     except Exception as exc:  # never turn a finished push into a crash at exit
         print(f"dvc-secure: warning: audit: event not recorded ({exc.__class__.__name__})",
               file=sys.stderr)
@@ -116,7 +117,8 @@ def _default_remote(root: Path) -> str | None:
 
 def record_and_flush(repo_root: Path, action: str, datasets: list[str],
                      details: dict[str, object], flush: bool = True,
-                     identity: Any = None, remote: str | None = None) -> None:
+                     identity: Any = None, remote: str | None = None,
+                     keys: Any = None) -> None:
     from dvc_secure.errors import ConfigurationError, DvcSecureError
     from dvc_secure.services.audit_recorder import flush_events, record_event
 
@@ -127,11 +129,12 @@ def record_and_flush(repo_root: Path, action: str, datasets: list[str],
         return
     try:
         try:
-            flush_events(repo_root)  # the log lives on the default remote, in one place
+            # the log lives on the default remote, in one place
+            flush_events(repo_root, keys=keys)
         except ConfigurationError:
             if remote is None:
                 raise
-            flush_events(repo_root, remote=remote)  # no default: the remote the push used
+            flush_events(repo_root, remote=remote, keys=keys)  # no default: the push's remote
     except Exception as exc:  # any backend error: the event is queued, the push succeeded
         msg = exc.message if isinstance(exc, DvcSecureError) else exc.__class__.__name__
         print(f"dvc-secure: warning: audit: events stay queued, not uploaded ({msg}); "

@@ -51,11 +51,21 @@ def _no_prompt(message: str) -> str:
     raise EOFError  # load_identity turns this into a PassphraseError: warn, never block
 
 
+# variables with which git finds another repository than the one above ``repo_root``
+_GIT_LOCATION_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES",
+                     "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_NAMESPACE", "GIT_REF_STORAGE")
+
+
 def _head_revision(repo_root: Path) -> str | None:
     # `git rev-parse` rather than pygit2: this runs inside git hooks, where importing
     # pygit2 alone costs more than the whole latency budget
+    import os
     import subprocess
 
+    from dvc_secure.adapters.git.unborn import without_commits
+
+    if not any(v in os.environ for v in _GIT_LOCATION_ENV) and without_commits(repo_root):
+        return None  # nothing committed yet: no HEAD revision (what rev-parse says), no process
     try:
         out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD^{commit}"],
                              cwd=repo_root, capture_output=True, text=True, check=False)
@@ -145,10 +155,10 @@ def pending_count(repo_root: Path) -> int:
 
 def open_log_remote(repo_root: Path, remote: str | None = None) -> SecureFsspec:
     """The secure remote the audit log lives on: ``remote``, else the default remote."""
-    from dvc_secure.adapters.dvc.remote_access import default_remote, open_secure_remote
+    from dvc_secure.adapters.dvc.remote_access import open_secure_remote
 
-    dvc_dir = repo_root / ".dvc"
-    return open_secure_remote(dvc_dir, remote or default_remote(dvc_dir))
+    # one reading of DVC's configuration for both the default's name and its definition
+    return open_secure_remote(repo_root / ".dvc", remote or None)
 
 
 def _read(fs: SecureFsspec, name: str) -> bytes | None:
@@ -160,14 +170,20 @@ def _read(fs: SecureFsspec, name: str) -> bytes | None:
 
 
 def flush_events(repo_root: Path, remote: str | None = None,
-                 fs: SecureFsspec | None = None) -> int:
+                 fs: SecureFsspec | None = None, keys: Any = None) -> int:
     """Upload queued events in sequence order; returns how many were uploaded.
 
+    ``keys``: this repository's keys as this process already loaded them (a LazyRepoKeys
+    of the same ``.dvc`` directory), for the remote opened here: keys depend on the
+    repository and the identity, not on the remote, so they need not be loaded again.
     Raises DvcSecureError (events stay queued) when the remote or the keys are not usable."""
     state_dir = AuditState(repo_root)
     if not state_dir.queued():
         return 0
-    fs = fs or open_log_remote(repo_root, remote)
+    if fs is None:
+        fs = open_log_remote(repo_root, remote)
+        if keys is not None and _same_dir(getattr(keys, "dvc_dir", None), repo_root / ".dvc"):
+            fs.keys = keys
     keys = fs.keys.get()
     epoch = keys.keyset.current_epoch
     data_key = keys.keyset.key_for_epoch(epoch)
@@ -209,6 +225,12 @@ def flush_events(repo_root: Path, remote: str | None = None,
             state.known = merge_heads(state.known, {chain: (seq, event.digest)})
             state_dir.save(state)
     return uploaded
+
+
+def _same_dir(a: str | None, b: Path) -> bool:
+    import os
+
+    return a is not None and os.path.realpath(a) == os.path.realpath(b)
 
 
 def flush_quietly(repo_root: Path) -> int:

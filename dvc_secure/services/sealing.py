@@ -30,14 +30,9 @@ from dvc_secure.adapters.git import plumbing
 from dvc_secure.adapters.git.snapshots import normalise_metafile
 from dvc_secure.adapters.local.repo_keys import LazyRepoKeys
 from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.sidecar.canonical import canonical_json
 from dvc_secure.core.sidecar.metafile import DeclaredOutput, is_metafile, parse_outputs
-from dvc_secure.core.sidecar.model import (
-    AccessMetadata,
-    SealedOutput,
-    Sidecar,
-    canonical_json,
-    sidecar_path_for,
-)
+from dvc_secure.core.sidecar.model import AccessMetadata, SealedOutput, Sidecar, sidecar_path_for
 from dvc_secure.core.sidecar.remote_index import StoredObject, build_index, index_storage_path
 from dvc_secure.errors import ConfigurationError, NotPushedError, SidecarError
 

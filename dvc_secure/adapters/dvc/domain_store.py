@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dvc_secure.core.format.domain_keys import (
     DOMAIN_DIR,
@@ -32,11 +32,14 @@ from dvc_secure.core.format.domain_keys import (
     seal_key_file,
 )
 from dvc_secure.core.format.object_format import HEADER_LEN, ObjectHeader
-from dvc_secure.core.records.erasure import RECORD_DIR, ErasureRecord
+from dvc_secure.core.records.paths import ERASURE_RECORD_DIR as RECORD_DIR
 from dvc_secure.core.sidecar.metafile import parse_outputs
 from dvc_secure.errors import DomainKeyMissingError, DvcSecureError, ErasedError
 
 logger = logging.getLogger(__name__)
+if TYPE_CHECKING:  # the record model is imported only where records exist
+    from dvc_secure.core.records.erasure import ErasureRecord
+
 _EPOCH_FILE = re.compile(r"epoch-([1-9][0-9]{0,9})\.key$")
 
 
@@ -44,6 +47,8 @@ def valid_erasure_records(dvc_dir: Path | str | None, keyring: Any) -> list[Eras
     """The erasure records in the workspace that enough admins of ``keyring`` signed."""
     if not dvc_dir:
         return []
+    from dvc_secure.core.records.erasure import ErasureRecord
+
     out = []
     folder = Path(dvc_dir).parent / RECORD_DIR
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:

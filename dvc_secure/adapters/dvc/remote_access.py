@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dvc_secure.adapters.dvc.compat import cloud_fs_getter
 from dvc_secure.adapters.dvc.secure_fs import SecureFileSystem
@@ -10,11 +11,14 @@ from dvc_secure.adapters.dvc.secure_fsspec import SecureFsspec
 from dvc_secure.errors import ConfigurationError
 
 
-def open_secure_remote(dvc_dir: Path, name: str) -> SecureFsspec:
-    """The secure filesystem of remote ``name`` (keys load lazily, on first need)."""
+def open_secure_remote(dvc_dir: Path, name: str | None = None) -> SecureFsspec:
+    """The secure filesystem of remote ``name`` (None: the default remote, from the same
+    reading of DVC's configuration); keys load lazily, on first need."""
     from dvc.config import Config, RemoteNotFoundError
 
     config = Config(dvc_dir=str(dvc_dir))
+    if name is None:
+        name = _default_in(config)
     try:
         cls, conf, _path = cloud_fs_getter()(config, name=name)
     except RemoteNotFoundError:
@@ -28,7 +32,11 @@ def default_remote(dvc_dir: Path) -> str:
     """The repository's default DVC remote (``core.remote``), as DVC resolves it."""
     from dvc.config import Config
 
-    remote = Config(dvc_dir=str(dvc_dir)).get("core", {}).get("remote")
+    return _default_in(Config(dvc_dir=str(dvc_dir)))
+
+
+def _default_in(config: Any) -> str:
+    remote = config.get("core", {}).get("remote")
     if not remote:
         raise ConfigurationError("no default DVC remote", hint="dvc-secure init --remote <storage>")
     return str(remote)

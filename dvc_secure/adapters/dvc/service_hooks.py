@@ -48,10 +48,14 @@ class TransferStats:
 
     def loaded_identity(self) -> Any:
         """The identity a remote of this process already loaded (None: none did)."""
+        keys = self.loaded_keys()
+        return keys.loaded().identity if keys is not None else None
+
+    def loaded_keys(self) -> Any:
+        """The keys (LazyRepoKeys) a remote of this process already loaded (None: none)."""
         for keys in self.keys:
-            loaded = keys.loaded() if hasattr(keys, "loaded") else None
-            if loaded is not None:
-                return loaded.identity
+            if hasattr(keys, "loaded") and keys.loaded() is not None:
+                return keys
         return None
 
 

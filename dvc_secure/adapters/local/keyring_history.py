@@ -3,6 +3,11 @@
 Feeds the trust loader (``repo_keyring``) and ``dvc-secure doctor``: every version on any
 ref, the versions in HEAD's own ancestry (the history whose policy may never go down),
 the keyring committed at HEAD, and which versions chain validly back to version 1.
+
+A repository that provably has no commit yet (``git init`` without a commit: no ref at
+all, HEAD unborn) has no history to read, so its first use does not import pygit2 (~30 ms
+of CPU). Anything the check does not fully understand (worktrees, reftable, a detached
+HEAD, packed refs) is left to pygit2.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dvc_secure.adapters.git.unborn import without_commits
 from dvc_secure.core.keys.keyring import Keyring
 from dvc_secure.errors import KeyringError
 
@@ -54,6 +60,8 @@ def _tips(repo: Any, head_only: bool) -> list[Any]:
 
 
 def _walk(root: Path, head_only: bool) -> dict[str, Seen]:
+    if without_commits(root):
+        return {}  # nothing committed: no keyring version in any history
     import pygit2
 
     repo = _open(root)
@@ -107,6 +115,8 @@ def head_history(root: Path) -> dict[str, Seen]:
 
 def head_keyring(root: Path) -> Keyring | None:
     """The keyring committed at HEAD (None: no commit, no keyring, or unreadable)."""
+    if without_commits(root):
+        return None
     import pygit2
 
     repo = _open(root)

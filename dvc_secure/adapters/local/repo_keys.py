@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from dvc_secure.adapters.custody.registry import wrapper_for
 from dvc_secure.adapters.local.identity_store import identity_source, load_identity
 from dvc_secure.adapters.local.repo_keyring import load_trusted_keyrings
 from dvc_secure.core.format.names import NAMES_V1, derive_name_key, derive_remote_name_key
 from dvc_secure.core.format.primitives import SigningKeyPair
-from dvc_secure.core.keys.custody import data_keyset
+from dvc_secure.core.keys.custody_fields import KMS_FIELD
 from dvc_secure.core.keys.identity import Identity
 from dvc_secure.core.keys.keyring import Keyring, KeySet
 from dvc_secure.core.keys.policy_changes import check_may_seal
@@ -161,7 +160,12 @@ class LazyRepoKeys:
             exc.message += f" [identity: {identity_source(self._env)}]"
             raise
         # KMS-wrapped epochs (keyring.md §6a): their data keys also need the KMS, on first use
-        keyset = data_keyset(keyset, [rings.newest, rings.workspace], wrapper_for)
+        if any(KMS_FIELD in e.unknown for r in (rings.newest, rings.workspace) for e in r.epochs):
+            # imported only then: the custody modules are not needed without a KMS epoch
+            from dvc_secure.adapters.custody.registry import wrapper_for
+            from dvc_secure.core.keys.custody import data_keyset
+
+            keyset = data_keyset(keyset, [rings.newest, rings.workspace], wrapper_for)
         return RepoKeys(keyring=rings.newest, identity=identity, keyset=keyset,
                         reencrypted_to=reencrypted_epoch(self._dvc_dir, rings.newest))
 
@@ -172,6 +176,9 @@ def reencrypted_epoch(dvc_dir: str, ring: Keyring) -> int:
     that does not verify against ``ring`` is ignored (it can only make this smaller)."""
     from pathlib import Path
 
+    paths = sorted((Path(dvc_dir) / "secure" / "reencrypted").glob("epoch-*.json"))
+    if not paths:
+        return 0  # no record: nothing to check (and no need to import the record model)
     from dvc_secure.core.records.reencryption import (
         KeyringView,
         ReencryptionRecord,
@@ -181,7 +188,7 @@ def reencrypted_epoch(dvc_dir: str, ring: Keyring) -> int:
 
     view = KeyringView(ring.keyring_id, [e.number for e in ring.epochs], ring.sealer_keys())
     newest = 0
-    for path in sorted((Path(dvc_dir) / "secure" / "reencrypted").glob("epoch-*.json")):
+    for path in paths:
         try:
             record = ReencryptionRecord.from_bytes(path.read_bytes(), str(path))
         except (OSError, DvcSecureError):

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dvc_secure.core.records.domain_record import DomainRecord, bad_record
+from dvc_secure.core.records.paths import ERASURE_RECORD_DIR
 
 RECORD_FORMAT = "dvc-secure-erasure"
 RECORD_VERSION = 1
-RECORD_DIR = ".dvc/secure/erasures"  # relative to the repository root
+RECORD_DIR = ERASURE_RECORD_DIR  # relative to the repository root
 
 
 def record_relpath(domain: str) -> str:

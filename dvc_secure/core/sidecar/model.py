@@ -17,6 +17,7 @@ from typing import Any, cast
 from dvc_secure.core.format.domain_keys import DOMAIN_NAME
 from dvc_secure.core.format.primitives import SigningKeyPair, valid_signers
 from dvc_secure.core.keys.identity import key_fingerprint
+from dvc_secure.core.sidecar.canonical import canonical_json
 from dvc_secure.errors import SidecarError
 
 SIDECAR_FORMAT = "dvc-secure-sidecar"
@@ -30,10 +31,6 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def sidecar_path_for(metafile: str) -> str:
     return metafile + SIDECAR_SUFFIX
-
-
-def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _get(d: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:

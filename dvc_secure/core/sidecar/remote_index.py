@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from dvc_secure.core.sidecar.model import canonical_json
+from dvc_secure.core.sidecar.canonical import canonical_json
 from dvc_secure.errors import SidecarError
 
 INDEX_FORMAT = "dvc-secure-remote-index"
