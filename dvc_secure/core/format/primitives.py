@@ -12,12 +12,11 @@ import hmac
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 # ``cryptography`` is imported on first use, not with this module: the git hooks load the
 # format layer on every commit but need a primitive only when they sign or verify
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
@@ -139,42 +138,6 @@ def name_decrypt(key: bytes, ciphertext: bytes, context: bytes) -> bytes:
 # --- X25519 key wrapping (age-style recipient stanza) ----------------------------
 
 
-def _x25519_binding() -> Any:
-    """The X25519 binding that ``X25519PrivateKey.from_private_bytes`` and
-    ``X25519PublicKey.from_public_bytes`` call themselves after a FIPS-mode check, for which
-    they import the whole OpenSSL backend module (~6 ms of CPU per process). The same check
-    here, without that import; None (use the public methods) when the binding is not there
-    (another cryptography release) or in FIPS mode (they refuse X25519 with their own error)."""
-    try:
-        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
-
-        binding = rust_openssl.x25519
-        if rust_openssl.is_fips_enabled() or not (
-                hasattr(binding, "from_private_bytes") and hasattr(binding, "from_public_bytes")):
-            return None
-        return binding
-    except (ImportError, AttributeError):
-        return None
-
-
-def _x25519_private_key(private: bytes) -> X25519PrivateKey:
-    binding = _x25519_binding()
-    if binding is not None:
-        return cast("X25519PrivateKey", binding.from_private_bytes(private))
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    return X25519PrivateKey.from_private_bytes(private)
-
-
-def _x25519_public_key(public: bytes) -> X25519PublicKey:
-    binding = _x25519_binding()
-    if binding is not None:
-        return cast("X25519PublicKey", binding.from_public_bytes(public))
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-
-    return X25519PublicKey.from_public_bytes(public)
-
-
 @dataclass(frozen=True)
 class X25519KeyPair:
     private: bytes
@@ -190,13 +153,21 @@ class X25519KeyPair:
     def from_private(cls, private: bytes) -> X25519KeyPair:
         if len(private) != 32:
             raise ValueError("X25519 private key must be 32 bytes")
-        pub = _raw_public(_x25519_private_key(private).public_key())
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        pub = _raw_public(X25519PrivateKey.from_private_bytes(private).public_key())
         return cls(private=private, public=pub)
 
     def exchange(self, peer_public: bytes) -> bytes:
         """X25519(private, peer); ValueError for a low-order peer. A key kept elsewhere (a
         PKCS#11 token: adapters/custody) overrides this and has no ``private`` bytes."""
-        return _x25519_private_key(self.private).exchange(_x25519_public_key(peer_public))
+        from cryptography.hazmat.primitives.asymmetric.x25519 import (
+            X25519PrivateKey,
+            X25519PublicKey,
+        )
+
+        priv = X25519PrivateKey.from_private_bytes(self.private)
+        return priv.exchange(X25519PublicKey.from_public_bytes(peer_public))
 
     def __repr__(self) -> str:  # never print private keys
         return f"X25519KeyPair(public={self.public.hex()})"
