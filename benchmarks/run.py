@@ -166,8 +166,8 @@ class Bench:
 
     Every round builds a fresh repository per variant: ``git init``, ``dvc init``, ``dvc
     remote add -d storage DIR`` and, for ``secure``, ``dvc-secure init --remote storage``
-    (which makes ``vault`` = ``secure://storage`` the default remote), then ``dvc add
-    data`` (untimed). Timed: the whole ``dvc push`` process with default options, then,
+    (which makes ``vault`` = ``secure://storage`` the default remote), a ``git commit`` of
+    ``.dvc`` (as the quick start does), then ``dvc add data`` (untimed). Timed: the whole ``dvc push`` process with default options, then,
     after deleting the cache and the data, the whole ``dvc pull`` process.
     """
 
@@ -207,6 +207,12 @@ class Bench:
         run(self.dvc("remote", "add", "-d", "storage", str(store)), repo, env)
         if variant == "secure":
             run([*self.secure_cmd, "init", "--remote", "storage"], repo, env)
+        # committed before the first push, as docs/quickstart.md does ("dvc-secure: init"):
+        # a push then reads the keyring's history, as a user's does
+        run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",
+             "add", ".dvc"], repo, env)
+        run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",
+             "commit", "-q", "-m", f"{variant}: init"], repo, env)
         shutil.copytree(self.template, repo / "data")
         run(self.dvc("add", "-q", "data"), repo, env)
         return repo, store, env
