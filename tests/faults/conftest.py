@@ -17,19 +17,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SecureRepo
-from tests.faults.fault_helpers import DATA, write_files
-from tests.integration.conftest import copy_template, repo_at
+from tests.faults.fault_helpers import DATA
+from tests.integration.conftest import copy_template, init_admin_repo, repo_at, write_files
 
 
 def _build(base: Path) -> None:
-    (base / "home").mkdir(parents=True)
-    repo = repo_at(base)
-    repo.root.mkdir()
-    repo.git("init", "-q")
-    repo.dvc("init", "-q")
-    repo.secure("keygen")
-    repo.dvc("remote", "add", "storage", "../storage")
-    repo.secure("init", "--remote", "storage", "--member-name", "alice")
+    repo = init_admin_repo(base)
     write_files(repo, DATA)
     repo.dvc("add", "-q", "data")
     repo.git("add", "-A")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import SecureRepo, run
+from tests.integration.conftest import write_files as write_files  # re-exported for the fault tests
 
 SEEDS = [1, 2, 3]
 SLOWED = str(Path(__file__).with_name("slowed.py"))
@@ -40,13 +41,6 @@ DATA = _data()
 
 def seed_id(seed: int) -> str:
     return f"seed-{seed}"
-
-
-def write_files(repo: SecureRepo, files: dict[str, bytes]) -> None:
-    for rel, content in files.items():
-        path = repo.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
 
 
 def launch(repo: SecureRepo, tool: str, *args: str, slow: dict[str, float] | None = None,

@@ -31,7 +31,9 @@ def repo_at(base: Path) -> SecureRepo:
                       identity_file=base / "identity.txt", env=env)
 
 
-def _build_dataset_template(base: Path) -> None:
+def init_admin_repo(base: Path) -> SecureRepo:
+    """A new git + DVC repository under ``base`` whose secure remote ``vault`` wraps
+    ``storage``, with alice (a fresh identity) its admin."""
     (base / "home").mkdir(parents=True)
     repo = repo_at(base)
     repo.root.mkdir()
@@ -40,10 +42,19 @@ def _build_dataset_template(base: Path) -> None:
     repo.secure("keygen")
     repo.dvc("remote", "add", "storage", "../storage")  # DVC stores it relative to .dvc/
     repo.secure("init", "--remote", "storage", "--member-name", "alice")
-    for rel, content in dataset_files().items():
+    return repo
+
+
+def write_files(repo: SecureRepo, files: dict[str, bytes]) -> None:
+    for rel, content in files.items():
         path = repo.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
+
+
+def _build_dataset_template(base: Path) -> None:
+    repo = init_admin_repo(base)
+    write_files(repo, dataset_files())
     repo.dvc("add", "-q", *TRACKED)
     repo.git("add", "-A")
     repo.git("commit", "-q", "-m", "dataset")

@@ -16,7 +16,7 @@ import pytest
 
 from dvc_secure.core.format.domain_keys import DOMAIN_DIR
 from tests.conftest import SecureRepo
-from tests.integration.conftest import copy_template, repo_at
+from tests.integration.conftest import copy_template, init_admin_repo, write_files
 
 COHORT = {"cohort/p1.csv": b"patient-1,diagnosis-A\n" * 50,
           "cohort/p2.csv": b"patient-2,diagnosis-B\n" * 70}
@@ -25,25 +25,12 @@ DOMAIN = "cohort-2024"
 LATE = "2027-07-01"
 
 
-def _write(repo: SecureRepo, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        (repo.root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo.root / rel).write_bytes(data)
-
-
 def _build(base: Path) -> None:
-    (base / "home").mkdir(parents=True)
-    repo = repo_at(base)
-    repo.root.mkdir()
-    repo.git("init", "-q")
-    repo.dvc("init", "-q")
-    repo.secure("keygen")
-    repo.dvc("remote", "add", "storage", "../storage")
-    repo.secure("init", "--remote", "storage", "--member-name", "alice")
+    repo = init_admin_repo(base)
     repo.dvc("remote", "add", "backup-store", "../backup-storage")
     repo.secure("init", "--remote", "backup-store", "--name", "backup", "--no-default")
     repo.secure("remote-policy", "--update")
-    _write(repo, {**COHORT, **OTHER})
+    write_files(repo, {**COHORT, **OTHER})
     repo.dvc("add", "-q", "cohort", "other.csv")
     repo.dvc("push", "-q")
     repo.dvc("push", "-q", "-r", "backup")

@@ -24,6 +24,8 @@ from dvc_secure.adapters.local.repo_keys import RepoKeys
 from dvc_secure.core.format.domain_keys import header_authenticates
 from dvc_secure.core.format.object_format import (
     HEADER_LEN,
+    MAGIC,
+    VERSION_2,
     ObjectHeader,
     ObjectSeal,
 )
@@ -185,16 +187,23 @@ def decrypt_checked(raw: BinaryIO, sink: _Writable, rel: str, keys: RepoKeys,
 
 
 class _HashingReader:
-    """Reads a stored object and hashes its ciphertext on the way (one pass)."""
+    """Reads a stored object and hashes its ciphertext on the way, unless its header says
+    format version 2, whose reader computes that digest itself (each byte hashed once)."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
-        self.sha256 = hashlib.sha256()
+        self.sha256: Any = None  # hashlib state; None while undecided or not needed
+        self._decided = False
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
-        self.sha256.update(data)
+        if not self._decided:
+            self._decided = True
+            v2 = len(data) > 6 and data.startswith(MAGIC) and data[6] == VERSION_2
+            self.sha256 = None if v2 else hashlib.sha256()
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self.size += len(data)
         return data
 
@@ -216,7 +225,8 @@ def authenticated_ciphertext(raw: BinaryIO, rel: str, where: str, keys: RepoKeys
     for a revision nobody can pull back (issue 13 item 6)."""
     reader = _HashingReader(raw)
     try:
-        decrypt_checked(cast(BinaryIO, reader), _Discard(), rel, keys, domains)
+        seal = decrypt_checked(cast(BinaryIO, reader), _Discard(), rel, keys, domains,
+                               plaintext_sha256=False)
     except ObjectFormatError as exc:  # a missing epoch key stays what it is
         raise type(exc)(
             f"the object stored at '{where}' for '{rel}' is not a valid object of this "
@@ -225,4 +235,8 @@ def authenticated_ciphertext(raw: BinaryIO, rel: str, where: str, keys: RepoKeys
             f"'{where}' from the storage, then 'dvc push' and seal again") from None
     for _ in iter(lambda: reader.read(1 << 20), b""):
         pass
-    return reader.size, reader.sha256.hexdigest()
+    if reader.sha256 is not None:
+        return reader.size, reader.sha256.hexdigest()
+    if seal.ciphertext_sha256 is None or reader.size != seal.ciphertext_size:
+        raise DvcSecureError(f"internal error: no ciphertext digest for '{rel}' at '{where}'")
+    return reader.size, seal.ciphertext_sha256.hex()

@@ -304,19 +304,23 @@ class EncryptingReader:
             msg = signature_message_v2(self._object_id, self._payload_len, digest)
         return TRAILER.pack(self._payload_len, digest, self._signer.public, self._signer.sign(msg))
 
+    def _fill(self) -> bool:
+        """Make ``_out`` hold unread ciphertext; False once the object is complete."""
+        while self._pos >= len(self._out):
+            if not self._blocks:
+                if self._finished:
+                    return False
+                self._produce()
+                continue
+            self._out = memoryview(self._blocks.pop(0))
+            self._pos = 0
+        return True
+
     def read(self, n: int | None = -1) -> bytes:
         want = n if n is not None and n >= 0 else None
         parts: list[memoryview] = []
         got = 0
-        while want is None or got < want:
-            if self._pos >= len(self._out):
-                if not self._blocks:
-                    if self._finished:
-                        break
-                    self._produce()
-                    continue
-                self._out = memoryview(self._blocks.pop(0))
-                self._pos = 0
+        while (want is None or got < want) and self._fill():
             avail = len(self._out) - self._pos
             take = avail if want is None else min(want - got, avail)
             parts.append(self._out[self._pos:self._pos + take])
@@ -327,14 +331,8 @@ class EncryptingReader:
     def read1(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (any number if negative) from one ciphertext block, without
         joining blocks: a whole block is returned as is, so a writer copies nothing."""
-        while self._pos >= len(self._out):
-            if not self._blocks:
-                if self._finished:
-                    return b""
-                self._produce()
-                continue
-            self._out = memoryview(self._blocks.pop(0))
-            self._pos = 0
+        if not self._fill():
+            return b""
         avail = len(self._out) - self._pos
         take = avail if n is None or n < 0 else min(n, avail)
         if self._pos == 0 and take == avail:

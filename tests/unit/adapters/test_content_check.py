@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+from typing import Any, cast
 
 import pytest
 
 from dvc_secure.adapters.dvc.content_check import (
     Md5Sink,
     PeekedSource,
+    authenticated_ciphertext,
     check_former_signer_content,
 )
-from dvc_secure.core.format.object_format import HEADER_LEN, ObjectSeal
-from dvc_secure.errors import ContentMismatchError
+from dvc_secure.core.format.object_format import HEADER_LEN, EncryptingReader, ObjectSeal
+from dvc_secure.core.format.primitives import SigningKeyPair
+from dvc_secure.errors import ContentMismatchError, ObjectFormatError
 
 CURRENT, FORMER = b"c" * 32, b"f" * 32
 CONTENT = b"the rows\n"
@@ -71,3 +74,36 @@ def test_peeked_source_returns_every_byte_once() -> None:
     sink = Md5Sink(io.BytesIO())
     sink.write(data)
     assert sink.md5.hexdigest() == hashlib.md5(data).hexdigest()
+
+
+class _Keys(Signers):
+    """What ``authenticated_ciphertext`` asks of a repository's keys."""
+
+    def __init__(self, key: bytes) -> None:
+        from dvc_secure.core.keys.keyring import KeySet
+
+        self.keyset = KeySet(data_keys={1: key}, name_secret=bytes(32), current_epoch=1)
+
+    def is_trusted_signer(self, public: bytes, epoch: int) -> bool:
+        return public == CURRENT_KEY.public
+
+    def is_current_writer(self, public: bytes) -> bool:
+        return public == CURRENT_KEY.public
+
+
+CURRENT_KEY = SigningKeyPair.from_private(hashlib.sha256(b"content check writer").digest())
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("size", [0, 5000, (1 << 20) + 7])
+def test_authenticated_ciphertext_is_the_digest_of_the_stored_bytes(version: int, size: int) -> None:
+    """v2 objects take the reader's own digest (one pass), v1 objects are hashed as read."""
+    key, rel = hashlib.sha256(b"data key").digest(), "files/md5/ab/" + "c" * 30
+    writer = EncryptingReader(io.BytesIO(bytes(size)), data_key=key, epoch=1,
+                              object_id=rel.encode(), signer=CURRENT_KEY, version=version)
+    stored = writer.read()
+    keys = _Keys(key)
+    got = authenticated_ciphertext(io.BytesIO(stored), rel, "x/y", cast(Any, keys))
+    assert got == (len(stored), hashlib.sha256(stored).hexdigest())
+    with pytest.raises(ObjectFormatError):
+        authenticated_ciphertext(io.BytesIO(stored[:-1]), rel, "x/y", cast(Any, keys))
